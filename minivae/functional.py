@@ -1,0 +1,553 @@
+"""Differentiable ops: one small Function per primitive, its backward rule beside its forward.
+
+Notation: y is an op's output, y_bar = dL/dy the cotangent that arrives from above, and x_bar,
+w_bar, ... the cotangents it returns, one per input. `unbroadcast` folds a gradient back to the
+shape of an input that broadcasting stretched.
+
+Composite ops (softmax, log_softmax, mse_loss) are written with primitives. Fused ops say why:
+sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear` for
+measured speed (bias + activation in one Numba pass, see kernels/dense.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minivae.kernels import dense
+from minivae.tensor import Function, Tensor, unbroadcast
+
+
+def _axes(axis, ndim: int) -> tuple:
+    """axis=None | int | tuple -> a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, int) else axis
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def _expand(y_bar: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
+    """Put back the axes a reduction removed, so y_bar broadcasts against its input."""
+    return y_bar if keepdims else np.expand_dims(y_bar, axes)
+
+
+# ---------------------------------------------------------------- arithmetic
+
+
+class Add(Function):
+    """y = a + b;  a_bar = y_bar;  b_bar = y_bar  (each folded back to its shape)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a + b
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast(y_bar, a_shape), unbroadcast(y_bar, b_shape)
+
+
+class Sub(Function):
+    """y = a - b;  a_bar = y_bar;  b_bar = -y_bar."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a - b
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast(y_bar, a_shape), unbroadcast(-y_bar, b_shape)
+
+
+class Mul(Function):
+    """y = a * b;  a_bar = y_bar * b;  b_bar = y_bar * a."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        a, b = ctx.saved
+        a_bar = unbroadcast(y_bar * b, a.shape) if ctx.needs_input_grad[0] else None
+        b_bar = unbroadcast(y_bar * a, b.shape) if ctx.needs_input_grad[1] else None
+        return a_bar, b_bar
+
+
+class Div(Function):
+    """y = a / b;  a_bar = y_bar / b;  b_bar = -y_bar * a / b²."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        a, b = ctx.saved
+        a_bar = unbroadcast(y_bar / b, a.shape) if ctx.needs_input_grad[0] else None
+        b_bar = unbroadcast(-y_bar * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        return a_bar, b_bar
+
+
+class Neg(Function):
+    """y = -x;  x_bar = -y_bar."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return -y_bar
+
+
+class Pow(Function):
+    """y = x ** p for a constant p;  x_bar = y_bar * p * x ** (p - 1)."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.save_for_backward(x)
+        ctx.p = p
+        return x ** np.asarray(p, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (x,) = ctx.saved
+        p = np.asarray(ctx.p, dtype=x.dtype)
+        return y_bar * p * x ** (p - 1)
+
+
+class Exp(Function):
+    """y = exp(x);  x_bar = y_bar * y."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (y,) = ctx.saved
+        return y_bar * y
+
+
+class Log(Function):
+    """y = ln x;  x_bar = y_bar / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (x,) = ctx.saved
+        return y_bar / x
+
+
+class Sqrt(Function):
+    """y = √x;  x_bar = y_bar / (2y)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (y,) = ctx.saved
+        return y_bar / (2 * y)
+
+
+class MatMul(Function):
+    """y = a @ b (2-D or batched);  a_bar = y_bar @ bᵀ;  b_bar = aᵀ @ y_bar."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
+                             f"(need (..., n, k) @ (..., k, m))")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        a, b = ctx.saved
+        a_bar = unbroadcast(y_bar @ b.swapaxes(-1, -2), a.shape) if ctx.needs_input_grad[0] else None
+        b_bar = unbroadcast(a.swapaxes(-1, -2) @ y_bar, b.shape) if ctx.needs_input_grad[1] else None
+        return a_bar, b_bar
+
+
+# ---------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    """y = Σ_axes x;  x_bar = y_bar broadcast back over the summed axes."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, _axes(axis, x.ndim), keepdims
+        return np.sum(x, axis=ctx.axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return np.broadcast_to(_expand(y_bar, ctx.axes, ctx.keepdims), ctx.shape).copy()
+
+
+class Max(Function):
+    """y = max_axes x;  x_bar = y_bar at the maxima (shared equally between ties), 0 elsewhere."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _axes(axis, x.ndim)
+        y = np.max(x, axis=axes, keepdims=True)
+        ctx.save_for_backward(x == y)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        return y if keepdims else np.squeeze(y, axis=axes)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (is_max,) = ctx.saved
+        share = is_max / is_max.sum(axis=ctx.axes, keepdims=True)
+        return (share * _expand(y_bar, ctx.axes, ctx.keepdims)).astype(y_bar.dtype)
+
+
+# ---------------------------------------------------------------- shape
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape;  x_bar = y_bar viewed with the old one."""
+
+    @staticmethod
+    def forward(ctx, x, shape=()):
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return y_bar.reshape(ctx.shape)
+
+
+class Transpose(Function):
+    """y = x with axes permuted;  x_bar = y_bar with the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, axes=None):
+        ctx.axes = tuple(reversed(range(x.ndim))) if axes is None else axes
+        return np.transpose(x, ctx.axes)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return np.transpose(y_bar, np.argsort(ctx.axes))
+
+
+class Concatenate(Function):
+    """y = [x1, x2, ...] joined along an axis;  each x_bar is its slice of y_bar."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        ctx.splits = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return tuple(np.split(y_bar, ctx.splits, axis=ctx.axis))
+
+
+class Stack(Function):
+    """y = [x1, x2, ...] stacked on a new axis;  each x_bar is its slice of y_bar."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return tuple(np.moveaxis(y_bar, ctx.axis, 0))
+
+
+class GetItem(Function):
+    """y = x[index];  x_bar = zeros with y_bar added at index (np.add.at when indices repeat)."""
+
+    @staticmethod
+    def forward(ctx, x, index=None):
+        ctx.shape, ctx.index = x.shape, index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        x_bar = np.zeros(ctx.shape, dtype=y_bar.dtype)
+        if _is_basic_index(ctx.index):
+            x_bar[ctx.index] = y_bar  # slices never repeat an element
+        else:
+            np.add.at(x_bar, ctx.index, y_bar)
+        return x_bar
+
+
+def _is_basic_index(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, slice, type(None), type(Ellipsis))) for p in parts)
+
+
+class AsType(Function):
+    """y = x cast to a dtype;  x_bar = y_bar cast back."""
+
+    @staticmethod
+    def forward(ctx, x, dtype=None):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        return y_bar.astype(ctx.dtype)
+
+
+# ---------------------------------------------------------------- activations
+
+
+class ReLU(Function):
+    """y = max(x, 0);  x_bar = y_bar · [x > 0]."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (y,) = ctx.saved
+        return y_bar * (y > 0)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope·x;  x_bar = y_bar · (1 if x > 0 else slope)."""
+
+    @staticmethod
+    def forward(ctx, x, slope=0.01):
+        ctx.save_for_backward(x > 0)
+        ctx.slope = slope
+        return np.where(x > 0, x, x * x.dtype.type(slope))
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (positive,) = ctx.saved
+        return np.where(positive, y_bar, y_bar * y_bar.dtype.type(ctx.slope))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) from e^(−|x|), which never overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability (see _sigmoid)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = _sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (y,) = ctx.saved
+        return y_bar * y * (1 - y)
+
+
+class Tanh(Function):
+    """y = tanh x;  x_bar = y_bar · (1 − y²)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (y,) = ctx.saved
+        return y_bar * (1 - y * y)
+
+
+class Softplus(Function):
+    """y = ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|));  x_bar = y_bar · σ(x).
+    Fused for stability: the right-hand form is finite for every x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        (x,) = ctx.saved
+        return y_bar * _sigmoid(x)
+
+
+class LogSumExp(Function):
+    """y = ln Σ_axes eˣ = m + ln Σ e^(x − m) with m = max x;  x_bar = y_bar · e^(x − y) (softmax).
+    Fused for stability: subtracting the max keeps every exponent ≤ 0."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _axes(axis, x.ndim)
+        m = np.max(x, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # all −inf along an axis: ln 0 = −inf, not nan
+        y = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        return y if keepdims else np.squeeze(y, axis=axes)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        x, y = ctx.saved
+        return _expand(y_bar, ctx.axes, ctx.keepdims) * np.exp(x - y)
+
+
+class BCEWithLogits(Function):
+    """Elementwise −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|));
+    l_bar = y_bar · (σ(l) − t);  t_bar = −y_bar · l.
+    Fused for stability: finite for any |l| where the naive form takes ln 0."""
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        ctx.save_for_backward(logits, target)
+        return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        logits, target = ctx.saved
+        l_bar = t_bar = None
+        if ctx.needs_input_grad[0]:
+            l_bar = unbroadcast(y_bar * (_sigmoid(logits) - target), logits.shape)
+        if ctx.needs_input_grad[1]:
+            t_bar = unbroadcast(-y_bar * logits, target.shape)
+        return l_bar, t_bar
+
+
+class LinearBiasAct(Function):
+    """y = act(x @ Wᵀ + b).  The product goes to BLAS; bias and activation run as one Numba pass,
+    and so does the backward's a_bar = y_bar · act'(a) with b_bar = Σ_rows a_bar.
+    x_bar = a_bar @ W;  W_bar = a_barᵀ @ x.  Fused for measured speed (benchmarks/bench_mlp.py)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, activation="identity", slope=0.01):
+        if x.ndim != 2 or x.shape[1] != weight.shape[1]:
+            raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
+                             f"{weight.shape} (need (B, {weight.shape[1]}))")
+        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
+        y = x @ weight.T  # (B, out)
+        dense.bias_act_forward(y, bias, ctx.code, slope)  # in place: y = act(y + b)
+        ctx.save_for_backward(x, weight, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        x, weight, y = ctx.saved
+        a_bar, b_bar = dense.bias_act_backward(y, np.ascontiguousarray(y_bar), ctx.code, ctx.slope)
+        x_bar = a_bar @ weight if ctx.needs_input_grad[0] else None  # (B, in)
+        w_bar = a_bar.T @ x if ctx.needs_input_grad[1] else None  # (out, in)
+        return x_bar, w_bar, b_bar
+
+
+# ---------------------------------------------------------------- the functional API
+
+
+def add(a, b): return Add.apply(a, b)
+def sub(a, b): return Sub.apply(a, b)
+def mul(a, b): return Mul.apply(a, b)
+def div(a, b): return Div.apply(a, b)
+def neg(x): return Neg.apply(x)
+def exp(x): return Exp.apply(x)
+def log(x): return Log.apply(x)
+def sqrt(x): return Sqrt.apply(x)
+def matmul(a, b): return MatMul.apply(a, b)
+def relu(x): return ReLU.apply(x)
+def leaky_relu(x, slope=0.01): return LeakyReLU.apply(x, slope=slope)
+def sigmoid(x): return Sigmoid.apply(x)
+def tanh(x): return Tanh.apply(x)
+def softplus(x): return Softplus.apply(x)
+def astype(x, dtype): return AsType.apply(x, dtype=np.dtype(dtype))
+
+
+def pow(x, exponent: float):
+    if isinstance(exponent, Tensor):
+        raise TypeError("pow: the exponent must be a constant number, not a Tensor")
+    return Pow.apply(x, p=float(exponent))
+
+
+def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)
+def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    n = int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
+    return sum(x, axis, keepdims) / n
+
+
+def reshape(x, *shape):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+def transpose(x, *axes):
+    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+    return Transpose.apply(x, axes=tuple(axes) if axes else None)
+
+
+permute = transpose  # PyTorch's name for a general axis permutation
+
+
+def concatenate(xs, axis=0): return Concatenate.apply(*xs, axis=axis)
+def stack(xs, axis=0): return Stack.apply(*xs, axis=axis)
+def getitem(x, index): return GetItem.apply(x, index=index)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+def log_softmax(x, axis=-1):
+    """ln softmax(x) = x − logsumexp(x): composite, stable because logsumexp is."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    return exp(log_softmax(x, axis=axis))
+
+
+def _reduce(y, reduction: str):
+    if reduction == "mean":
+        return mean(y)
+    if reduction == "sum":
+        return sum(y)
+    if reduction == "none":
+        return y
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean"):
+    """−[t ln σ(l) + (1 − t) ln(1 − σ(l))], reduced; finite for |logits| up to 1e4 and beyond."""
+    return _reduce(BCEWithLogits.apply(logits, target), reduction)
+
+
+def mse_loss(x, target, reduction: str = "mean"):
+    """(x − t)², reduced."""
+    return _reduce((x - target) ** 2, reduction)
+
+
+def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.01):
+    """y = act(x @ Wᵀ + b) with W of shape (out, in), as in PyTorch."""
+    if bias is None:
+        bias = np.zeros(weight.shape[0], dtype=weight.dtype)
+    return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)

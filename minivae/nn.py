@@ -1,0 +1,222 @@
+"""Layers: Module, Parameter, Linear, Sequential and the activation modules.
+
+PyTorch-shaped, so models can be checked side by side against a PyTorch twin: `Linear.weight` is
+(out, in) and y = x @ Wᵀ + b; parameter names and `state_dict()` keys read `encoder.0.weight`.
+A Module finds its parameters and children by walking its attributes in the order they were set:
+no registration hooks, nothing hidden.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+from minivae import functional as F
+from minivae.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module owns and an optimiser updates."""
+
+    def __init__(self, data):
+        super().__init__(data, requires_grad=True)
+
+
+class Module:
+    training = True
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- walking the tree
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self) -> Iterator["Module"]:
+        return (child for _, child in self.named_children())
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    # ---------------------------------------------------------------- modes and gradients
+    def train(self, mode: bool = True) -> "Module":
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy arrays into the parameters. Every name and shape is checked before anything is
+        written, so a bad state leaves the module as it was."""
+        params = dict(self.named_parameters())
+        missing = [name for name in params if name not in state]
+        unexpected = [name for name in state if name not in params]
+        if missing or unexpected:
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, p in params.items():
+            if np.shape(state[name]) != p.shape:
+                raise ValueError(f"load_state_dict: {name!r} has shape {np.shape(state[name])}, "
+                                 f"the module expects {p.shape}")
+        for name, p in params.items():
+            p.data = np.array(state[name], dtype=p.dtype)
+
+    # ---------------------------------------------------------------- printing
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = [f"  ({name}): " + repr(child).replace("\n", "\n  ")
+                    for name, child in self.named_children()]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        return f"{type(self).__name__}(\n" + "\n".join(children) + "\n)"
+
+
+def _uniform(rng: np.random.Generator, bound: float, shape: tuple, dtype) -> Parameter:
+    return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
+
+
+class Linear(Module):
+    """y = x @ Wᵀ + b.  PyTorch's default initialisation: W and b ~ U(−1/√in, 1/√in)
+    (kaiming_uniform with a = √5 works out to that bound)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: np.random.Generator | None = None, dtype=np.float32):
+        rng = np.random.default_rng() if rng is None else rng
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features)
+        self.weight = _uniform(rng, bound, (out_features, in_features), dtype)
+        self.bias = _uniform(rng, bound, (out_features,), dtype) if bias else None
+
+    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+                             f"{self.weight.shape} (need (B, {self.in_features}))")
+        return F.linear(x, self.weight, self.bias, activation, slope)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Sequential(Module):
+    """Layers applied in order, named '0', '1', ... as in PyTorch.
+
+    A Linear followed by an activation module runs as one fused op (F.linear with that
+    activation), for speed; the parameters and their names are exactly those of the two layers."""
+
+    def __init__(self, *layers: Module):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.children())
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self.children())[i]
+
+    def __iter__(self) -> Iterator[Module]:
+        return self.children()
+
+    def forward(self, x) -> Tensor:
+        layers = list(self.children())
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            after = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, Linear) and isinstance(after, _Activation):
+                x = layer(x, activation=after.name, slope=getattr(after, "slope", 0.01))
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
+
+
+class _Activation(Module):
+    """An activation a Linear layer can fuse; `name` is the F.linear activation."""
+
+    name = "identity"
+
+
+class ReLU(_Activation):
+    name = "relu"
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(_Activation):
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.slope}"
+
+
+class Sigmoid(_Activation):
+    name = "sigmoid"
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(_Activation):
+    name = "tanh"
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Flatten(Module):
+    """(B, d1, d2, ...) -> (B, d1·d2·...) for start_dim=1."""
+
+    def __init__(self, start_dim: int = 1):
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        return F.reshape(x, x.shape[:self.start_dim] + (-1,))
+
+
+class Unflatten(Module):
+    """Split one axis into `sizes`: Unflatten(1, (64, 7, 7)) maps (B, 3136) -> (B, 64, 7, 7)."""
+
+    def __init__(self, dim: int, sizes: tuple):
+        self.dim, self.sizes = dim, tuple(sizes)
+
+    def forward(self, x):
+        dim = self.dim % x.ndim
+        return F.reshape(x, x.shape[:dim] + self.sizes + x.shape[dim + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, sizes={self.sizes}"
