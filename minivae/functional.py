@@ -238,7 +238,8 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, axes=None):
-        ctx.axes = tuple(reversed(range(x.ndim))) if axes is None else axes
+        axes = reversed(range(x.ndim)) if axes is None else axes
+        ctx.axes = tuple(a % x.ndim for a in axes)  # non-negative, so argsort inverts them
         return np.transpose(x, ctx.axes)
 
     @staticmethod
@@ -394,23 +395,26 @@ class Softplus(Function):
 
 
 class LogSumExp(Function):
-    """y = ln Σ_axes eˣ = m + ln Σ e^(x − m) with m = max x;  x_bar = y_bar · e^(x − y) (softmax).
-    Fused for stability: subtracting the max keeps every exponent ≤ 0."""
+    """y = ln Σ_axes eˣ = m + ln Σ e^(x − m) with m = max x;  x_bar = y_bar · softmax(x).
+    Fused for stability: subtracting the max keeps every exponent ≤ 0, and the softmax is kept
+    from the forward pass rather than recomputed as e^(x − y), which loses digits when |y| is big."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         axes = _axes(axis, x.ndim)
         m = np.max(x, axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)  # all −inf along an axis: ln 0 = −inf, not nan
-        y = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
-        ctx.save_for_backward(x, y)
+        e = np.exp(x - m)
+        s = np.sum(e, axis=axes, keepdims=True)
+        ctx.save_for_backward(e / np.where(s > 0, s, 1))  # an all −inf row gets no gradient
         ctx.axes, ctx.keepdims = axes, keepdims
+        y = m + np.log(s)
         return y if keepdims else np.squeeze(y, axis=axes)
 
     @staticmethod
     def backward(ctx, y_bar):
-        x, y = ctx.saved
-        return _expand(y_bar, ctx.axes, ctx.keepdims) * np.exp(x - y)
+        (softmax,) = ctx.saved
+        return _expand(y_bar, ctx.axes, ctx.keepdims) * softmax
 
 
 class BCEWithLogits(Function):

@@ -19,31 +19,58 @@ class Optimizer:
         if lr <= 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
         self.lr = lr
+        self.t = 0  # steps taken
+        self.buffers: dict[str, list[np.ndarray]] = {}  # per-parameter state, e.g. Adam's m, v
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The step count and every buffer, keyed 'm.0', 'm.1', ... (for checkpoints)."""
+        state = {"t": np.array(self.t)}
+        for name, arrays in self.buffers.items():
+            state.update({f"{name}.{i}": a.copy() for i, a in enumerate(arrays)})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Every key and shape is checked before anything is written."""
+        expected = self.state_dict()
+        if set(state) != set(expected):
+            raise KeyError(f"optimizer state: missing {sorted(set(expected) - set(state))}, "
+                           f"unexpected {sorted(set(state) - set(expected))}")
+        for key, value in expected.items():
+            if np.shape(state[key]) != value.shape:
+                raise ValueError(f"optimizer state {key!r} has shape {np.shape(state[key])}, "
+                                 f"expected {value.shape}")
+        self.t = int(state["t"])
+        for name, arrays in self.buffers.items():
+            for i, a in enumerate(arrays):
+                a[...] = state[f"{name}.{i}"]
 
     def step(self) -> None:
         raise NotImplementedError
 
 
 class SGD(Optimizer):
-    """g <- g + λp;  b <- μb + g (b = g at the first step);  p <- p − lr·b."""
+    """g <- g + λp;  b <- μb + g;  p <- p − lr·b.  b starts at 0, so b = g at the first step."""
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.buffers: list[np.ndarray | None] = [None] * len(self.params)
+        if momentum:
+            self.buffers["momentum"] = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
+        self.t += 1
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if self.momentum:
-                b = self.buffers[i]
-                self.buffers[i] = b = g.copy() if b is None else self.momentum * b + g
+                b = self.buffers["momentum"][i]
+                b *= self.momentum
+                b += g
                 g = b
             p.data -= (self.lr * g).astype(p.dtype)
 
@@ -57,16 +84,19 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self.t = 0
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
+        # C-contiguous (zeros_like would copy a transposed layout): the kernel writes through
+        # flat views of p, m and v, and a flat view of a non-contiguous array is a copy.
+        self.buffers["m"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+        self.buffers["v"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
     def step(self) -> None:
         self.t += 1
         beta1, beta2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.buffers["m"], self.buffers["v"]):
             if p.grad is None:
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if not p.data.flags.c_contiguous:
+                p.data = np.ascontiguousarray(p.data)
             kernels.adam_update(p.data, np.ascontiguousarray(g, dtype=p.dtype), m, v,
                                 self.lr, beta1, beta2, self.eps, self.t)

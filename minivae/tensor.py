@@ -164,7 +164,8 @@ class Tensor:
         for node in reversed(order):
             y_bar = grads.pop(id(node))
             if node._ctx is None:  # a leaf
-                node.grad = y_bar.copy() if node.grad is None else node.grad + y_bar
+                y_bar = y_bar.astype(node.dtype)  # a copy, in the leaf's dtype
+                node.grad = y_bar if node.grad is None else node.grad + y_bar
                 continue
             x_bars = node._fn.backward(node._ctx, y_bar)
             if not isinstance(x_bars, tuple):

@@ -1,0 +1,92 @@
+"""The Numba dense and optimiser kernels, pinned to their NumPy twins in kernels/reference.py."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minivae.kernels import dense, reference
+from minivae.kernels import optim as optim_kernels
+
+EXAMPLES = settings(max_examples=30, deadline=None)
+DTYPES = [np.float32, np.float64]
+TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
+
+
+def arrays(dtype, shape, low=-30, high=30):
+    width = np.dtype(dtype).itemsize * 8  # floats exactly representable in dtype
+    return hnp.arrays(dtype, shape, elements=st.floats(low, high, width=width))
+
+
+def assert_close(mine, expected, dtype, what):
+    assert mine.dtype == dtype, f"{what}: dtype {mine.dtype} vs reference {dtype}"
+    np.testing.assert_allclose(mine, expected, **TOLERANCE[dtype],
+                               err_msg=f"{what}: mine vs reference")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", dense.ACTIVATIONS)
+@EXAMPLES
+@given(rows=st.integers(1, 9), cols=st.integers(1, 9), slope=st.floats(0, 0.5), data=st.data())
+def test_bias_act_forward_matches_reference(activation, dtype, rows, cols, slope, data):
+    a, b = data.draw(arrays(dtype, (rows, cols))), data.draw(arrays(dtype, (cols,)))
+    with np.errstate(over="ignore"):  # the reference's naive sigmoid may overflow exp(-a)
+        expected = reference.bias_act_forward(a, b, activation, slope)
+    mine = a.copy()
+    dense.bias_act_forward(mine, b, dense.ACTIVATIONS[activation], slope)  # in place
+    assert_close(mine, expected, dtype, f"bias_act_forward {activation}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", dense.ACTIVATIONS)
+@EXAMPLES
+@given(rows=st.integers(1, 9), cols=st.integers(1, 9), slope=st.floats(0, 0.5), data=st.data())
+def test_bias_act_backward_matches_reference(activation, dtype, rows, cols, slope, data):
+    a = data.draw(arrays(dtype, (rows, cols)))
+    y = reference.activate(a, activation, slope).astype(dtype)  # what the forward keeps
+    y_bar = data.draw(arrays(dtype, (rows, cols), -3, 3))
+    a_bar, b_bar = reference.bias_act_backward(y, y_bar, activation, slope)
+    mine_a_bar, mine_b_bar = dense.bias_act_backward(y, y_bar, dense.ACTIVATIONS[activation], slope)
+    assert_close(mine_a_bar, a_bar, dtype, f"bias_act_backward a_bar {activation}")
+    assert_close(mine_b_bar, b_bar, dtype, f"bias_act_backward b_bar {activation}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", dense.ACTIVATIONS)
+def test_dense_kernels_at_layer_size(activation, dtype):
+    """One realistic size (batch 128, 400 units), where the row sums are long."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((128, 400)).astype(dtype), rng.standard_normal(400).astype(dtype)
+    y = a.copy()
+    dense.bias_act_forward(y, b, dense.ACTIVATIONS[activation], 0.2)
+    assert_close(y, reference.bias_act_forward(a, b, activation, 0.2), dtype, activation)
+    y_bar = rng.standard_normal(y.shape).astype(dtype)
+    for mine, expected in zip(dense.bias_act_backward(y, y_bar, dense.ACTIVATIONS[activation], 0.2),
+                              reference.bias_act_backward(y, y_bar, activation, 0.2)):
+        np.testing.assert_allclose(mine, expected, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-4 if dtype == np.float32 else 1e-10,
+                                   err_msg=f"bias_act_backward {activation}: mine vs reference")
+
+
+def test_sigmoid_kernel_is_finite_where_the_naive_form_overflows():
+    a = np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]], dtype=np.float32)
+    dense.bias_act_forward(a, np.zeros(5, np.float32), dense.SIGMOID, 0.0)
+    np.testing.assert_allclose(a, [[0, 3.7e-44, 0.5, 1, 1]], atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=5),
+       lr=st.floats(1e-4, 1e-1), beta1=st.floats(0, 0.99), beta2=st.floats(0.9, 0.9999),
+       eps=st.sampled_from([1e-8, 1e-6, 1e-3]), seed=st.integers(0, 2**32 - 1))
+def test_adam_update_matches_reference_over_three_steps(dtype, shape, lr, beta1, beta2, eps, seed):
+    rng = np.random.default_rng(seed)
+    p = rng.standard_normal(shape).astype(dtype)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    p_ref, m_ref, v_ref = p.copy(), m.copy(), v.copy()
+    for step in (1, 2, 3):
+        g = rng.standard_normal(shape).astype(dtype)
+        optim_kernels.adam_update(p, g, m, v, lr, beta1, beta2, eps, step)
+        reference.adam_update(p_ref, g, m_ref, v_ref, lr, beta1, beta2, eps, step)
+        for mine, expected, name in [(p, p_ref, "p"), (m, m_ref, "m"), (v, v_ref, "v")]:
+            assert_close(mine, expected, dtype, f"adam_update {name} at step {step}")
