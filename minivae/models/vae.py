@@ -1,0 +1,137 @@
+"""Variational autoencoder (Kingma & Welling, 2014, "Auto-Encoding Variational Bayes").
+
+    q(z|x) = N(z | mu(x), diag σ²(x))      the encoder, giving mu and log_var = ln σ²
+    p(z)   = N(z | 0, I)                    the prior
+    p(x|z) = Bernoulli(x | σ(f(z)))         or N(x | f(z), c·I), the decoder
+
+The loss is −ELBO in nats per image, one z sample per image:
+
+    −ELBO(x) = E_q[−ln p(x|z)] + KL(q(z|x) ‖ p(z))  =  rec + kl,
+
+and with a β weight (Higgins et al., 2017) rec + β·kl. With the Gaussian decoder the rec term is
+‖x − f(z)‖²/(2c) plus the constant ½·D·ln 2πc, the notes' L_rec. The backward passes of the
+reparameterised sample and the KL are derived by hand in distributions.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from minivae import nn
+from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
+from minivae.tensor import Tensor, no_grad
+
+IMAGE_SHAPE = (1, 28, 28)
+D = 784  # pixels per image
+
+
+@dataclass
+class VAEConfig:
+    latent_dim: int = 20
+    likelihood: str = "bernoulli"  # or 'gaussian': p(x|z) = N(x | f(z), c·I)
+    c: float = 0.1  # the Gaussian decoder's fixed variance
+    beta: float = 1.0  # weight of the KL term
+
+
+class VAE(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, config: VAEConfig):
+        if config.likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', "
+                             f"not {config.likelihood!r}")
+        self.encoder, self.decoder, self.config = encoder, decoder, config
+
+    # ------------------------------------------------------------ builders
+    @classmethod
+    def mlp(cls, latent_dim: int = 20, hidden: int = 400, rng=None, dtype=np.float32,
+            **config) -> "VAE":
+        """784-400-(20, 20) / 20-400-784 with ReLU: the pytorch/examples network."""
+        rng = np.random.default_rng() if rng is None else rng
+        encoder = nn.Sequential(nn.Flatten(), nn.Linear(D, hidden, rng=rng, dtype=dtype),
+                                nn.ReLU(), nn.Linear(hidden, 2 * latent_dim, rng=rng, dtype=dtype))
+        decoder = nn.Sequential(nn.Linear(latent_dim, hidden, rng=rng, dtype=dtype), nn.ReLU(),
+                                nn.Linear(hidden, D, rng=rng, dtype=dtype),
+                                nn.Unflatten(1, IMAGE_SHAPE))
+        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config))
+
+    @classmethod
+    def conv(cls, latent_dim: int = 20, rng=None, dtype=np.float32, **config) -> "VAE":
+        """Encoder 1→32→64 channels by stride-2 4×4 convolutions (28→14→7), then a linear head;
+        the decoder mirrors it with transposed convolutions."""
+        rng = np.random.default_rng() if rng is None else rng
+        kw = dict(rng=rng, dtype=dtype)
+        encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 4, 2, 1, **kw), nn.ReLU(),  # (B, 64, 7, 7)
+            nn.Flatten(), nn.Linear(3136, 2 * latent_dim, **kw))  # (B, 2·latent)
+        decoder = nn.Sequential(
+            nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
+            nn.ConvTranspose2d(32, 1, 4, 2, 1, **kw))  # (B, 1, 28, 28)
+        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config))
+
+    # ------------------------------------------------------------ the model
+    def encode(self, x) -> Normal:
+        """q(z|x) = N(mu, diag exp(log_var)).  x: (B, 1, 28, 28)."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+            raise ValueError(f"VAE: expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        h = self.encoder(x)  # (B, 2·latent)
+        d = self.config.latent_dim
+        return Normal(h[:, :d], h[:, d:])  # mu, log_var: (B, latent)
+
+    def decode(self, z) -> Tensor:
+        """f(z): Bernoulli logits or Gaussian means, (B, 1, 28, 28)."""
+        return self.decoder(z)
+
+    def likelihood(self, f) -> Bernoulli | GaussianFixedVariance:
+        """p(x|z) from the decoder output f = f(z)."""
+        if self.config.likelihood == "bernoulli":
+            return Bernoulli(f)
+        return GaussianFixedVariance(f, self.config.c)
+
+    def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
+        """−ELBO in nats per image, and its two terms."""
+        B = x.shape[0]
+        q = self.encode(x)  # q(z|x)
+        z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
+        px = self.likelihood(self.decode(z))  # p(x|z)
+        rec = -px.log_prob(x).sum() / B  # E_q[−ln p(x|z)], one sample
+        kl = q.kl_standard().sum() / B  # KL(q(z|x) ‖ N(0, I)), closed form
+        return rec + self.config.beta * kl, {"rec": rec.item(), "kl": kl.item()}
+
+    # ------------------------------------------------------------ using it
+    def mean_image(self, f: Tensor) -> np.ndarray:
+        """E[x|z] as pixels in [0, 1]: σ(logits) or the Gaussian mean, clipped."""
+        if self.config.likelihood == "bernoulli":
+            return Bernoulli(f).probs.data
+        return np.clip(f.data, 0, 1)
+
+    def reconstruct(self, x) -> np.ndarray:
+        """E[x | z = mu(x)]: the decoder's mean at the posterior mean."""
+        with no_grad():
+            return self.mean_image(self.decode(self.encode(_as_tensor(x)).mu))
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        """Decoder means in [0, 1] for latent codes z of shape (N, latent)."""
+        dtype = self.decoder.parameters()[0].dtype
+        with no_grad():
+            return self.mean_image(self.decode(Tensor(np.asarray(z, dtype=dtype))))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n images decoded from z ~ N(0, I), as means in [0, 1]."""
+        return self.generate(rng.standard_normal((n, self.config.latent_dim)))
+
+    def interpolate(self, x_a, x_b, steps: int = 10) -> np.ndarray:
+        """Decoded images along the straight line between mu(x_a) and mu(x_b):
+        (B, steps, 1, 28, 28) for image batches x_a, x_b of shape (B, 1, 28, 28)."""
+        with no_grad():
+            mu_a = self.encode(_as_tensor(x_a)).mu.data  # (B, latent)
+            mu_b = self.encode(_as_tensor(x_b)).mu.data
+        t = np.linspace(0, 1, steps)[None, :, None]  # (1, steps, 1)
+        z = (1 - t) * mu_a[:, None] + t * mu_b[:, None]  # (B, steps, latent)
+        images = self.generate(z.reshape(-1, z.shape[-1]))  # (B·steps, 1, 28, 28)
+        return images.reshape(len(mu_a), steps, *IMAGE_SHAPE)
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)

@@ -1,0 +1,122 @@
+"""The training loop shared by the models: epochs of minibatch steps, evaluation, checkpoints.
+
+A model trained here has a method `loss(x, rng) -> (loss, parts)`: `loss` is the scalar Tensor
+to minimise (nats per image for the likelihood models) and `parts` a dict of floats reported
+beside it (for a VAE, 'rec' and 'kl'). One `numpy.random.Generator` drives shuffling, sampling
+and binarisation, and its state goes into every checkpoint, so the same seed gives a
+bit-identical loss history and a resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from minivae import data
+from minivae.checkpoint import load_training, save_training
+from minivae.tensor import Tensor, no_grad
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write `obj` as indented JSON, atomically (temporary file, then rename)."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when stderr is not a TTY (logs, CI)."""
+
+    def __init__(self, total: int, label: str, stream=sys.stderr):
+        self.total, self.label, self.stream = total, label, stream
+        self.enabled = stream.isatty()
+        self.start = time.perf_counter()
+
+    def update(self, done: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        filled = int(30 * done / self.total)
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}"
+                          f"  loss {loss:8.3f}  {elapsed:5.1f}s")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
+def evaluate(model, x: np.ndarray, rng: np.random.Generator, batch_size: int = 500) -> dict:
+    """Mean loss and parts over all of x, with no graph recorded."""
+    totals: dict[str, float] = {}
+    model.eval()
+    with no_grad():
+        for xb in data.batches(x, batch_size):
+            loss, parts = model.loss(Tensor(xb), rng)
+            for name, value in {"loss": loss.item(), **parts}.items():
+                totals[name] = totals.get(name, 0.0) + float(value) * len(xb)
+    model.train()
+    return {name: total / len(x) for name, total in totals.items()}
+
+
+def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
+        batch_size: int = 128, seed: int = 0, out: str | None = None, resume: bool = False,
+        binarize: bool = False, log=print) -> list[dict]:
+    """Train for `epochs` epochs; return the history, one dict per epoch.
+
+    x_train, x_test: float32 images in [0, 1]. With `binarize`, every training batch is a fresh
+    Bernoulli draw of its pixels (dynamic binarisation) and the test set is binarised once, with
+    a fixed seed. With `out`, the checkpoint `out/checkpoint.npz` and `out/history.json` are
+    written after every epoch; `resume=True` continues from that checkpoint. A NaN or infinite
+    loss stops training with FloatingPointError; the last good checkpoint stays in place."""
+    rng = np.random.default_rng(seed)
+    if binarize:
+        x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
+    history: list[dict] = []
+    checkpoint = os.path.join(out, "checkpoint.npz") if out else None
+    if out:
+        os.makedirs(out, exist_ok=True)
+    if resume and checkpoint and os.path.exists(checkpoint):
+        state = load_training(checkpoint, model, optimizer)
+        history = state["history"]
+        rng.bit_generator.state = state["rng"]
+        log(f"resumed from {checkpoint} after epoch {len(history)}")
+
+    for epoch in range(len(history) + 1, epochs + 1):
+        start, total, seen = time.perf_counter(), 0.0, 0
+        progress = Progress(math.ceil(len(x_train) / batch_size), f"epoch {epoch}/{epochs}")
+        for step, x in enumerate(data.batches(x_train, batch_size, rng), start=1):
+            x = data.binarize(x, rng) if binarize else x
+            loss, _ = model.loss(Tensor(x), rng)
+            value = loss.item()
+            if not math.isfinite(value):
+                progress.close()
+                kept = f"; the last good checkpoint {checkpoint} is kept" if checkpoint else ""
+                raise FloatingPointError(f"loss is {value} at epoch {epoch}, step {step}{kept}")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, seen = total + value * len(x), seen + len(x)
+            progress.update(step, total / seen)
+        progress.close()
+        seconds = time.perf_counter() - start
+        test = evaluate(model, x_test, np.random.default_rng([seed, 2, epoch]))
+        record = {"epoch": epoch, "train_loss": total / seen,
+                  **{f"test_{name}": value for name, value in test.items()}, "seconds": seconds}
+        history.append(record)
+        parts = "  ".join(f"{name} {value:.2f}" for name, value in test.items() if name != "loss")
+        log(f"epoch {epoch:3d}  train {record['train_loss']:.2f}  test {test['loss']:.2f}"
+            f"  ({parts})  {seconds:.1f}s")
+        if out:
+            save_training(checkpoint, model, optimizer,
+                          {"history": history, "rng": rng.bit_generator.state})
+            write_json(os.path.join(out, "history.json"), history)
+    return history
