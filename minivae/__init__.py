@@ -3,7 +3,7 @@
 Floors, bottom up: kernels/ (Numba) -> tensor.py (the engine) -> functional.py (ops) ->
 nn.py, optim.py (layers, optimisers). See README.md for a tour.
 """
-from minivae import data, functional, nn, optim
+from minivae import data, distributions, functional, nn, optim
 from minivae.checkpoint import load, save
 from minivae.gradcheck import GradcheckError, gradcheck
 from minivae.tensor import Function, Tensor, is_grad_enabled, no_grad, unbroadcast
