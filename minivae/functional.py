@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivae.kernels import dense
+from minivae.kernels import conv, dense
 from minivae.tensor import Function, Tensor, unbroadcast
 
 
@@ -463,6 +463,71 @@ class LinearBiasAct(Function):
         return x_bar, w_bar, b_bar
 
 
+def _check_conv(x, weight, stride, padding, name, weight_in_axis):
+    """The shape errors a user can make, named before any kernel runs."""
+    if x.ndim != 4:
+        raise ValueError(f"{name}: input must be 4-D (B, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4 or x.shape[1] != weight.shape[weight_in_axis]:
+        raise ValueError(f"{name}: input of shape {x.shape} has {x.shape[1]} channels, but the "
+                         f"weight of shape {weight.shape} expects {weight.shape[weight_in_axis]}")
+    if stride < 1 or padding < 0:
+        raise ValueError(f"{name}: stride must be ≥ 1 and padding ≥ 0, got {stride}, {padding}")
+    kH, kW = weight.shape[2:]
+    if name == "conv2d" and (kH > x.shape[2] + 2 * padding or kW > x.shape[3] + 2 * padding):
+        raise ValueError(f"conv2d: kernel {kH}×{kW} (weight {weight.shape}) is larger than the "
+                         f"input {x.shape} padded by {padding}")
+
+
+class Conv2d(Function):
+    """y = x ⋆ W + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
+    x_bar = the transposed convolution of y_bar with W;  W_bar = Σ y_bar ⊗ patches of x;
+    b_bar = Σ_{B,H,W} y_bar.  The loops are Numba kernels (kernels/conv.py)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride=1, padding=0):
+        _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1)
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return conv.conv2d_forward(x, weight, bias, stride, padding)  # (B, C_out, H_out, W_out)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        x, weight = ctx.saved
+        y_bar = np.ascontiguousarray(y_bar)
+        x_bar = None
+        if ctx.needs_input_grad[0]:
+            x_bar = conv.conv2d_backward_input(y_bar, weight, x.shape, ctx.stride, ctx.padding)
+        w_bar, b_bar = conv.conv2d_backward_weight(x, y_bar, weight.shape, ctx.stride, ctx.padding)
+        return x_bar, w_bar, b_bar
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of Conv2d, with W (C_in, C_out, kH, kW): y = conv2d's input-backward of x;
+    x_bar = conv2d of y_bar with W;  W_bar = conv2d's weight-backward with the roles swapped."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0):
+        _check_conv(x, weight, stride, padding, "conv_transpose2d", weight_in_axis=0)
+        if not 0 <= output_padding < stride:
+            raise ValueError(f"conv_transpose2d: output_padding must be in [0, stride), "
+                             f"got {output_padding} with stride {stride}")
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding)
+
+    @staticmethod
+    def backward(ctx, y_bar):
+        x, weight = ctx.saved
+        y_bar = np.ascontiguousarray(y_bar)
+        x_bar = None
+        if ctx.needs_input_grad[0]:
+            x_bar = conv.conv_transpose2d_backward_input(y_bar, weight, x.shape, ctx.stride,
+                                                         ctx.padding)
+        w_bar, b_bar = conv.conv_transpose2d_backward_weight(x, y_bar, weight.shape,
+                                                             ctx.stride, ctx.padding)
+        return x_bar, w_bar, b_bar
+
+
 # ---------------------------------------------------------------- the functional API
 
 
@@ -550,8 +615,27 @@ def mse_loss(x, target, reduction: str = "mean"):
     return _reduce((x - target) ** 2, reduction)
 
 
+def _bias_or_zeros(bias, n: int, dtype):
+    return np.zeros(n, dtype=dtype) if bias is None else bias
+
+
 def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.01):
     """y = act(x @ Wᵀ + b) with W of shape (out, in), as in PyTorch."""
-    if bias is None:
-        bias = np.zeros(weight.shape[0], dtype=weight.dtype)
+    bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
     return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)
+
+
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0):
+    """y = x ⋆ W + b: x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
+    H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch."""
+    bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
+                     output_padding: int = 0):
+    """x (B, C_in, H, W), W (C_in, C_out, kH, kW) -> (B, C_out, H_out, W_out),
+    H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
+    bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
+    return ConvTranspose2d.apply(x, weight, bias, stride=stride, padding=padding,
+                                 output_padding=output_padding)

@@ -1,4 +1,4 @@
-"""Layers: Module, Parameter, Linear, Sequential and the activation modules.
+"""Layers: Module, Parameter, Linear, Conv2d, ConvTranspose2d, MaskedConv2d, Sequential, activations.
 
 PyTorch-shaped, so models can be checked side by side against a PyTorch twin: `Linear.weight` is
 (out, in) and y = x @ Wᵀ + b; parameter names and `state_dict()` keys read `encoder.0.weight`.
@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from minivae import functional as F
+from minivae.kernels import conv
 from minivae.tensor import Tensor
 
 
@@ -122,6 +123,83 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class Conv2d(Module):
+    """y = x ⋆ W + b with W (C_out, C_in, k, k); H_out = (H + 2·padding − k) // stride + 1.
+    PyTorch's default initialisation: W and b ~ U(−1/√fan_in, 1/√fan_in), fan_in = C_in·k²."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
+                 dtype=np.float32):
+        rng = np.random.default_rng() if rng is None else rng
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        bound = 1 / math.sqrt(in_channels * kernel_size**2)
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = _uniform(rng, bound, shape, dtype)
+        self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
+
+    def forward(self, x) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class ConvTranspose2d(Module):
+    """The adjoint of Conv2d, W (C_in, C_out, k, k);
+    H_out = (H − 1)·stride − 2·padding + k + output_padding.  PyTorch's initialisation, whose
+    fan_in for this layer counts W's second axis: fan_in = C_out·k²."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, output_padding: int = 0, bias: bool = True,
+                 rng: np.random.Generator | None = None, dtype=np.float32):
+        rng = np.random.default_rng() if rng is None else rng
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.output_padding = output_padding
+        bound = 1 / math.sqrt(out_channels * kernel_size**2)
+        shape = (in_channels, out_channels, kernel_size, kernel_size)
+        self.weight = _uniform(rng, bound, shape, dtype)
+        self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
+
+    def forward(self, x) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, "
+                f"output_padding={self.output_padding}, bias={self.bias is not None}")
+
+
+class MaskedConv2d(Conv2d):
+    """PixelCNN's masked convolution (van den Oord et al., 2016): W is multiplied by a fixed mask
+    that hides the pixels at and after the centre in raster order, so output pixel i sees only
+    input pixels before i. Type 'A' (first layer) also hides the centre; type 'B' keeps it.
+    Multiplying by the mask in the forward pass masks the weight gradient too (Mul's backward)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 mask_type: str = "B", padding: int | None = None, bias: bool = True,
+                 rng: np.random.Generator | None = None, dtype=np.float32):
+        if kernel_size % 2 == 0:
+            raise ValueError(f"MaskedConv2d: kernel_size must be odd so the mask has a centre, "
+                             f"got {kernel_size}")
+        if mask_type not in ("A", "B"):
+            raise ValueError(f"MaskedConv2d: mask_type must be 'A' or 'B', not {mask_type!r}")
+        padding = kernel_size // 2 if padding is None else padding
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias, rng, dtype)
+        self.mask_type = mask_type
+        self.mask = conv.pixelcnn_mask(out_channels, in_channels, kernel_size, mask_type
+                                       ).astype(dtype)  # a constant, not a Parameter
+
+    def forward(self, x) -> Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"mask_type={self.mask_type!r}, " + super().extra_repr()
 
 
 class Sequential(Module):

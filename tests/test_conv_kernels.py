@@ -1,0 +1,318 @@
+"""The Numba convolution kernels, pinned to their NumPy twins in kernels/reference_conv.py.
+
+Geometry (batch, channels, image size, kernel, stride, padding) and values are drawn by Hypothesis;
+kH != kW and H != W on purpose, so a swapped index cannot pass. Then: the adjoint identities that
+make the backward passes right by construction, the output-size formulas, the PixelCNN masks, and
+PyTorch as an outside witness when it is installed.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minivae.kernels import conv
+from minivae.kernels import reference_conv as reference
+
+EXAMPLES = settings(max_examples=25, deadline=None)
+DTYPES = [np.float32, np.float64]
+TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
+
+
+def arrays(dtype, shape):
+    # values exactly representable in float32, so both dtypes see the same numbers
+    return hnp.arrays(dtype, shape, elements=st.floats(-4, 4, width=32))
+
+
+def assert_close(mine, expected, dtype, what):
+    assert mine.dtype == dtype, f"{what}: dtype {mine.dtype} vs reference {dtype}"
+    assert mine.shape == expected.shape, f"{what}: shape {mine.shape} vs reference {expected.shape}"
+    np.testing.assert_allclose(mine, expected, **TOLERANCE[dtype], err_msg=f"{what}: mine vs reference")
+
+
+@st.composite
+def conv_geometry(draw, transposed=False):
+    """(B, C_in, C_out, H, W, kH, kW, stride, padding, output_padding), every size small."""
+    kH, kW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    output_padding = draw(st.integers(0, stride - 1)) if transposed else 0
+    if transposed:  # any input size works as long as the padding leaves some output
+        H, W = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        assume((H - 1) * stride + kH + output_padding > 2 * padding)
+        assume((W - 1) * stride + kW + output_padding > 2 * padding)
+    else:  # the kernel must fit in the padded input
+        H = draw(st.integers(max(1, kH - 2 * padding), 8))
+        W = draw(st.integers(max(1, kW - 2 * padding), 8))
+    B, C_in, C_out = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return B, C_in, C_out, H, W, kH, kW, stride, padding, output_padding
+
+
+def conv_out(H, W, kH, kW, s, p):
+    return conv.conv_output_size(H, kH, s, p), conv.conv_output_size(W, kW, s, p)
+
+
+def convT_out(H, W, kH, kW, s, p, op):
+    return conv.conv_transpose_output_size(H, kH, s, p, op), conv.conv_transpose_output_size(W, kW, s, p, op)
+
+
+# ---------------------------------------------------------------- each kernel against its twin
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), with_bias=st.booleans(), data=st.data())
+def test_conv2d_forward_matches_reference(dtype, g, with_bias, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,))) if with_bias else None
+    assert_close(conv.conv2d_forward(x, w, b, s, p), reference.conv2d_forward(x, w, b, s, p), dtype, "conv2d_forward")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), data=st.data())
+def test_conv2d_backward_input_matches_reference(dtype, g, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    y_bar = data.draw(arrays(dtype, (B, C_out, *conv_out(H, W, kH, kW, s, p))))
+    w = data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
+    x_shape = (B, C_in, H, W)
+    assert_close(conv.conv2d_backward_input(y_bar, w, x_shape, s, p),
+                 reference.conv2d_backward_input(y_bar, w, x_shape, s, p), dtype, "conv2d_backward_input")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), data=st.data())
+def test_conv2d_backward_weight_matches_reference(dtype, g, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    x = data.draw(arrays(dtype, (B, C_in, H, W)))
+    y_bar = data.draw(arrays(dtype, (B, C_out, *conv_out(H, W, kH, kW, s, p))))
+    w_bar, b_bar = conv.conv2d_backward_weight(x, y_bar, (C_out, C_in, kH, kW), s, p)
+    w_bar_ref, b_bar_ref = reference.conv2d_backward_weight(x, y_bar, (C_out, C_in, kH, kW), s, p)
+    assert_close(w_bar, w_bar_ref, dtype, "conv2d_backward_weight w_bar")
+    assert_close(b_bar, b_bar_ref, dtype, "conv2d_backward_weight b_bar")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), with_bias=st.booleans(), data=st.data())
+def test_conv_transpose2d_forward_matches_reference(dtype, g, with_bias, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_in, C_out, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,))) if with_bias else None
+    assert_close(conv.conv_transpose2d_forward(x, w, b, s, p, op),
+                 reference.conv_transpose2d_forward(x, w, b, s, p, op), dtype, "conv_transpose2d_forward")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), data=st.data())
+def test_conv_transpose2d_backward_input_matches_reference(dtype, g, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    y_bar = data.draw(arrays(dtype, (B, C_out, *convT_out(H, W, kH, kW, s, p, op))))
+    w = data.draw(arrays(dtype, (C_in, C_out, kH, kW)))
+    x_shape = (B, C_in, H, W)
+    assert_close(conv.conv_transpose2d_backward_input(y_bar, w, x_shape, s, p),
+                 reference.conv_transpose2d_backward_input(y_bar, w, x_shape, s, p), dtype,
+                 "conv_transpose2d_backward_input")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), data=st.data())
+def test_conv_transpose2d_backward_weight_matches_reference(dtype, g, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    x = data.draw(arrays(dtype, (B, C_in, H, W)))
+    y_bar = data.draw(arrays(dtype, (B, C_out, *convT_out(H, W, kH, kW, s, p, op))))
+    w_bar, b_bar = conv.conv_transpose2d_backward_weight(x, y_bar, (C_in, C_out, kH, kW), s, p)
+    w_bar_ref, b_bar_ref = reference.conv_transpose2d_backward_weight(x, y_bar, (C_in, C_out, kH, kW), s, p)
+    assert_close(w_bar, w_bar_ref, dtype, "conv_transpose2d_backward_weight w_bar")
+    assert_close(b_bar, b_bar_ref, dtype, "conv_transpose2d_backward_weight b_bar")
+
+
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), data=st.data())
+def test_reference_transposed_conv_is_conv2d_input_backward(g, data):
+    """The twins' scatter form of the transposed conv equals conv2d's input-backward with the same w."""
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    x, w = data.draw(arrays(np.float64, (B, C_in, H, W))), data.draw(arrays(np.float64, (C_in, C_out, kH, kW)))
+    y_shape = (B, C_out, *convT_out(H, W, kH, kW, s, p, op))
+    np.testing.assert_allclose(reference.conv_transpose2d_forward(x, w, None, s, p, op),
+                               reference.conv2d_backward_input(x, w, y_shape, s, p), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- adjoint identities, float64
+
+
+def inner(a, b):
+    return float(np.sum(a * b))
+
+
+@EXAMPLES
+@given(g=conv_geometry(), seed=st.integers(0, 2**32 - 1))
+def test_conv2d_backwards_are_adjoints(g, seed):
+    """<conv(x; w), y> = <x, backward_input(y)> = <w, backward_weight(x, y)>, and <y, b> = <b_bar, b>."""
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((B, C_in, H, W)), rng.standard_normal((C_out, C_in, kH, kW))
+    b = rng.standard_normal(C_out)
+    y = rng.standard_normal((B, C_out, *conv_out(H, W, kH, kW, s, p)))  # a random, non-uniform cotangent
+    lhs = inner(conv.conv2d_forward(x, w, None, s, p), y)
+    w_bar, b_bar = conv.conv2d_backward_weight(x, y, w.shape, s, p)
+    assert np.isclose(lhs, inner(x, conv.conv2d_backward_input(y, w, x.shape, s, p)), rtol=1e-10, atol=1e-10)
+    assert np.isclose(lhs, inner(w, w_bar), rtol=1e-10, atol=1e-10)
+    with_bias = conv.conv2d_forward(x, w, b, s, p) - conv.conv2d_forward(x, w, None, s, p)
+    assert np.isclose(inner(with_bias, y), inner(b, b_bar), rtol=1e-10, atol=1e-10)
+
+
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), seed=st.integers(0, 2**32 - 1))
+def test_conv_transpose2d_backwards_are_adjoints(g, seed):
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((B, C_in, H, W)), rng.standard_normal((C_in, C_out, kH, kW))
+    y = rng.standard_normal((B, C_out, *convT_out(H, W, kH, kW, s, p, op)))
+    lhs = inner(conv.conv_transpose2d_forward(x, w, None, s, p, op), y)
+    w_bar, _ = conv.conv_transpose2d_backward_weight(x, y, w.shape, s, p)
+    assert np.isclose(lhs, inner(x, conv.conv_transpose2d_backward_input(y, w, x.shape, s, p)),
+                      rtol=1e-10, atol=1e-10)
+    assert np.isclose(lhs, inner(w, w_bar), rtol=1e-10, atol=1e-10)
+    # and the transposed conv is the adjoint of conv2d with the same weight: <convT(x), y> = <x, conv(y)>
+    assert np.isclose(lhs, inner(x, conv.conv2d_forward(y, w, None, s, p)), rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------- output sizes
+
+
+@given(h=st.integers(1, 40), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4))
+def test_conv_output_size_counts_the_windows_that_fit(h, k, s, p):
+    fits = [start for start in range(0, h + 2 * p, s) if start + k <= h + 2 * p]
+    if not fits:
+        with pytest.raises(ValueError):
+            conv.conv_output_size(h, k, s, p)
+    else:
+        assert conv.conv_output_size(h, k, s, p) == len(fits)
+
+
+@given(h=st.integers(1, 20), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4), data=st.data())
+def test_conv_transpose_output_size_inverts_conv_output_size(h, k, s, p, data):
+    """A transposed conv of size h -> h_out is the adjoint of a conv of size h_out -> h."""
+    op = data.draw(st.integers(0, s - 1))
+    assume((h - 1) * s + k + op > 2 * p)
+    h_out = conv.conv_transpose_output_size(h, k, s, p, op)
+    assert h_out == (h - 1) * s - 2 * p + k + op
+    assert conv.conv_output_size(h_out, k, s, p) == h
+
+
+@pytest.mark.parametrize("args", [(3, 5, 1, 0), (4, 3, 0, 1), (4, 3, 1, -1), (0, 1, 1, 0)])
+def test_conv_output_size_refuses_bad_geometry(args):
+    with pytest.raises(ValueError):
+        conv.conv_output_size(*args)
+
+
+@pytest.mark.parametrize("args", [(4, 3, 2, 1, 2), (4, 3, 1, 0, 1), (1, 1, 1, 1, 0), (4, 3, 0, 1, 0)])
+def test_conv_transpose_output_size_refuses_bad_geometry(args):
+    with pytest.raises(ValueError):
+        conv.conv_transpose_output_size(*args)
+
+
+@pytest.mark.parametrize("H, k, s, p, op, expected", [(7, 4, 2, 1, 0, 14), (14, 4, 2, 1, 0, 28), (7, 3, 2, 1, 1, 14)])
+def test_conv_transpose2d_output_shape(H, k, s, p, op, expected):
+    x, w = np.ones((2, 3, H, H + 1)), np.ones((3, 5, k, k))
+    y = conv.conv_transpose2d_forward(x, w, None, s, p, op)
+    assert y.shape == (2, 5, expected, conv.conv_transpose_output_size(H + 1, k, s, p, op))
+
+
+# ---------------------------------------------------------------- PixelCNN masks
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_pixelcnn_mask_sees_only_earlier_pixels(mask_type, k):
+    mask = conv.pixelcnn_mask(4, 2, k, mask_type)
+    assert mask.shape == (4, 2, k, k)
+    assert np.all(mask == mask[0, 0])  # one channel group: every (out, in) pair gets the same spatial mask
+    c = k // 2
+    for i in range(k):
+        for j in range(k):
+            before = (i, j) < (c, c)  # raster order
+            expected = before or (mask_type == "B" and (i, j) == (c, c))
+            assert mask[0, 0, i, j] == expected, (mask_type, k, i, j)
+    assert mask.sum() == 4 * 2 * (c * k + c + (mask_type == "B"))
+
+
+def test_pixelcnn_mask_examples():
+    a = conv.pixelcnn_mask(1, 1, 3, "A")[0, 0]
+    b = conv.pixelcnn_mask(1, 1, 3, "B")[0, 0]
+    np.testing.assert_array_equal(a, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(b, [[1, 1, 1], [1, 1, 0], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("mask_type, k", [("C", 3), ("a", 3), ("A", 4), ("B", 0)])
+def test_pixelcnn_mask_refuses_bad_arguments(mask_type, k):
+    with pytest.raises(ValueError):
+        conv.pixelcnn_mask(1, 1, k, mask_type)
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+def test_masked_conv_output_depends_only_on_earlier_pixels(mask_type):
+    """Through the ordinary kernels with w * mask, output pixel q's gradient reaches only input pixels
+    before q in raster order (and q itself for 'B'): the autoregressive property the mask exists for."""
+    k, H, W = 5, 6, 7
+    w = np.random.default_rng(0).uniform(0.5, 1.5, (3, 2, k, k)) * conv.pixelcnn_mask(3, 2, k, mask_type)
+    for q in [(0, 0), (2, 3), (5, 6)]:
+        y_bar = np.zeros((1, 3, H, W))
+        y_bar[0, 1, q[0], q[1]] = 1.0
+        x_bar = conv.conv2d_backward_input(y_bar, w, (1, 2, H, W), 1, k // 2)
+        reaches = {(i, j) for i in range(H) for j in range(W) if np.any(x_bar[0, :, i, j] != 0)}
+        allowed = {(i, j) for i in range(H) for j in range(W) if (i, j) < q or (mask_type == "B" and (i, j) == q)}
+        assert reaches <= allowed, (mask_type, q, sorted(reaches - allowed))
+        assert (mask_type == "B") == (q in reaches)
+
+
+# ---------------------------------------------------------------- layout and dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_accept_non_contiguous_inputs_and_keep_dtype(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 9, 8)).astype(dtype).transpose(0, 1, 3, 2)  # (3, 2, 8, 9), not contiguous
+    w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)[:, :, ::-1]  # negative strides
+    y = conv.conv2d_forward(x, w, None, 2, 1)
+    assert_close(y, reference.conv2d_forward(x, w, None, 2, 1), dtype, "non-contiguous conv2d_forward")
+    w_bar, b_bar = conv.conv2d_backward_weight(x, y, w.shape, 2, 1)
+    assert w_bar.dtype == b_bar.dtype == dtype and w_bar.flags.c_contiguous
+
+
+# ---------------------------------------------------------------- PyTorch as an outside witness
+
+
+@pytest.mark.parametrize("transposed, C_in, C_out, k, s, p, op, H", [
+    (False, 1, 32, 4, 2, 1, 0, 28), (False, 32, 64, 4, 2, 1, 0, 14), (False, 32, 32, 3, 1, 1, 0, 28),
+    (False, 3, 5, 7, 1, 3, 0, 9), (True, 64, 32, 4, 2, 1, 0, 7), (True, 32, 1, 4, 2, 1, 0, 14),
+    (True, 3, 4, 3, 2, 1, 1, 5), (True, 2, 3, 5, 3, 2, 2, 4),
+])
+def test_matches_torch(transposed, C_in, C_out, k, s, p, op, H):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, C_in, H, H + 1))
+    w = rng.standard_normal((C_in, C_out, k, k) if transposed else (C_out, C_in, k, k))
+    b = rng.standard_normal(C_out)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    if transposed:
+        yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, s, p, op)
+        y = conv.conv_transpose2d_forward(x, w, b, s, p, op)
+    else:
+        yt = torch.nn.functional.conv2d(xt, wt, bt, s, p)
+        y = conv.conv2d_forward(x, w, b, s, p)
+    y_bar = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(y_bar))
+    if transposed:
+        x_bar = conv.conv_transpose2d_backward_input(y_bar, w, x.shape, s, p)
+        w_bar, b_bar = conv.conv_transpose2d_backward_weight(x, y_bar, w.shape, s, p)
+    else:
+        x_bar = conv.conv2d_backward_input(y_bar, w, x.shape, s, p)
+        w_bar, b_bar = conv.conv2d_backward_weight(x, y_bar, w.shape, s, p)
+    for mine, theirs, what in [(y, yt.detach(), "y"), (x_bar, xt.grad, "x_bar"), (w_bar, wt.grad, "w_bar"),
+                               (b_bar, bt.grad, "b_bar")]:
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-9, atol=1e-9, err_msg=f"{what}: mine vs torch")
