@@ -156,8 +156,10 @@ class Tensor:
             elif id(node) not in visited:
                 visited.add(id(node))
                 stack.append((node, True))
-                if node._ctx is not None:
-                    stack.extend((x, False) for x in node._ctx.inputs if x.requires_grad)
+                if node._ctx is not None:  # follow the edges recorded when the op ran
+                    ctx = node._ctx
+                    stack.extend((x, False) for x, needed in zip(ctx.inputs, ctx.needs_input_grad)
+                                 if needed)
 
         # Reverse sweep: pass each node's gradient to its inputs; `+=` handles fan-out.
         grads = {id(self): grad}
@@ -170,8 +172,8 @@ class Tensor:
             x_bars = node._fn.backward(node._ctx, y_bar)
             if not isinstance(x_bars, tuple):
                 x_bars = (x_bars,)
-            for x, x_bar in zip(node._ctx.inputs, x_bars):
-                if x.requires_grad and x_bar is not None:
+            for x, needed, x_bar in zip(node._ctx.inputs, node._ctx.needs_input_grad, x_bars):
+                if needed and x_bar is not None:
                     key = id(x)
                     grads[key] = grads[key] + x_bar if key in grads else x_bar
 

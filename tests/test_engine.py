@@ -182,3 +182,14 @@ def test_a_broadcast_op_returns_gradients_of_the_input_shapes():
     assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
     np.testing.assert_array_equal(a.grad, 4)
     np.testing.assert_array_equal(b.grad, 3)
+
+
+def test_backward_follows_the_graph_as_recorded_even_if_requires_grad_changes():
+    """Freezing a leaf after the forward pass (as the AAE's generator phase does) must not break
+    the walk: the edges recorded at forward time are the ones followed."""
+    w = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    x = Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    loss = (w * x).sum()
+    w.requires_grad = False
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 3.0])

@@ -16,9 +16,11 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, step):
     m <- β1 m + (1 − β1) g;  v <- β2 v + (1 − β2) g²;
     p <- p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)."""
     p, g, m, v = p.ravel(), g.ravel(), m.ravel(), v.ravel()
-    step_size = lr / (1 - beta1**step)
-    inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)
+    # the constants in the parameters' dtype, so float32 stays float32 arithmetic, as in PyTorch
+    step_size = p.dtype.type(lr / (1 - beta1**step))
+    inv_sqrt_bc2 = p.dtype.type(1 / np.sqrt(1 - beta2**step))
+    b1, b2, e = p.dtype.type(beta1), p.dtype.type(beta2), p.dtype.type(eps)
     for i in range(p.size):
-        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-        p[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + eps)
+        m[i] = b1 * m[i] + (1 - b1) * g[i]
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+        p[i] -= step_size * m[i] / (np.sqrt(v[i]) * inv_sqrt_bc2 + e)

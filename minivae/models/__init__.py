@@ -1,1 +1,1 @@
-"""The models, one file each: pca.py, ae.py, vae.py (and aae.py to come)."""
+"""The models, one file each: pca.py, ae.py, vae.py, aae.py."""
