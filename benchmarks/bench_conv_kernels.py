@@ -3,17 +3,21 @@
     python benchmarks/bench_conv_kernels.py [--batch 128] [--repeats 10] [--no-compile]
 
 For each layer of the conv VAE and the PixelCNN decoder (28x28 images, float32) it times one
-forward + input-backward + weight-backward, three ways, all in this one run:
-  * blas-per-sample: minivae/kernels/conv.py - a prange over samples, each im2col'd into a
-    cache-sized buffer and multiplied by single-threaded BLAS inside Numba;
+forward + input-backward + weight-backward, all in this one run, of:
+  * conv.py: minivae/kernels/conv.py as it stands - Numba im2col of a chunk of samples (prange),
+    then np.matmul on the stack, one OpenBLAS GEMM per sample on OpenBLAS's own threads;
+  * numba-blas: one prange over the samples, each im2col'd into a cache-sized buffer and multiplied
+    by single-threaded BLAS inside Numba, so only Numba's threads run (needs SciPy, whose BLAS
+    np.dot calls inside @njit, and threadpoolctl to hold that BLAS to one thread; skipped without);
   * blas-batch: im2col of the whole batch into one (C_in*kH*kW, B*H_out*W_out) matrix (Numba,
     parallel), then one numpy `@` on OpenBLAS's own threads;
   * direct: plain loops over prange, no BLAS;
 and PyTorch (its oneDNN kernels) on the same number of threads when torch is installed. It prints
 ms (fastest of --repeats runs, the methods taking turns; the median beside it, since other
-processes on a 2-core machine add noise that the minimum mostly filters), GFLOP/s and the ratio
-to torch, then the JIT compile time of conv.py cold (a fresh NUMBA_CACHE_DIR, in a subprocess)
-and from the cache that run wrote.
+processes on a 2-core machine add noise that the minimum mostly filters - and a method whose
+median runs away from its minimum is one that load from other processes hurts), GFLOP/s and the
+ratio to torch, then the JIT compile time of conv.py cold (a fresh NUMBA_CACHE_DIR, in a
+subprocess) and from the cache that run wrote.
 
 Transposed convolutions run through each method's conv2d pieces exactly as conv.py composes them
 (forward = input-backward, input-backward = forward, weight-backward with x and y_bar swapped);
@@ -190,6 +194,84 @@ def direct_backward_weight(x, y_bar, w_shape, s, p):
     return w_bar, y_bar.sum(axis=(0, 2, 3))
 
 
+# ---------------------------------------------------------------- method: BLAS inside Numba, one thread pool
+# Each Numba thread owns samples t, t + T, ... and one column buffer, and calls BLAS itself through
+# np.dot (SciPy's BLAS), held to one thread so the two pools never compete for the cores.
+
+try:
+    import scipy.linalg.cython_blas  # noqa: F401 - load SciPy's BLAS before threadpoolctl looks for it
+    from threadpoolctl import ThreadpoolController
+    _one_blas_thread = ThreadpoolController()
+except ImportError:
+    _one_blas_thread = None
+
+
+@njit(parallel=True, cache=True)
+def _nb_forward(x, w_mat, kH, kW, stride, padding, src, T, y):
+    B, C_out, H_out, W_out = y.shape
+    for t in prange(T):
+        cols = np.empty((w_mat.shape[1], H_out * W_out), x.dtype)  # (K, HW), reused for every sample
+        for n in range(t, B, T):
+            conv._im2col(x[n], kH, kW, stride, padding, src, cols)
+            np.dot(w_mat, cols, y[n].reshape(C_out, H_out * W_out))  # straight into sample n of y
+
+
+@njit(parallel=True, cache=True)
+def _nb_backward_input(y_bar, w_mat_t, kH, kW, stride, padding, src, T, x_bar):
+    B, C_out, H_out, W_out = y_bar.shape
+    for t in prange(T):
+        cols = np.empty((w_mat_t.shape[0], H_out * W_out), y_bar.dtype)
+        for n in range(t, B, T):
+            np.dot(w_mat_t, y_bar[n].reshape(C_out, H_out * W_out), cols)
+            x_bar[n] = 0
+            conv._col2im(cols, kH, kW, stride, padding, src, x_bar[n])
+
+
+@njit(parallel=True, cache=True)
+def _nb_backward_weight(x, y_bar, kH, kW, stride, padding, src, w_bar_t):
+    B, C_out, H_out, W_out = y_bar.shape
+    T = w_bar_t.shape[0]
+    for t in prange(T):
+        cols = np.empty((w_bar_t.shape[1], H_out * W_out), x.dtype)
+        prod = np.empty((w_bar_t.shape[1], C_out), x.dtype)
+        w_bar_t[t] = 0
+        for n in range(t, B, T):
+            conv._im2col(x[n], kH, kW, stride, padding, src, cols)
+            np.dot(cols, y_bar[n].reshape(C_out, H_out * W_out).T, prod)  # (K, C_out): faster than y_bar @ cols.T
+            w_bar_t[t] += prod
+
+
+def _threads(B):
+    return max(1, min(B, numba.get_num_threads()))
+
+
+def nb_forward(x, w, b, s, p):
+    B, _, H, W = x.shape
+    C_out, _, kH, kW = w.shape
+    y = np.empty((B, C_out, conv.conv_output_size(H, kH, s, p), conv.conv_output_size(W, kW, s, p)), x.dtype)
+    with _one_blas_thread.limit(limits=1, user_api="blas"):
+        _nb_forward(x, w.reshape(C_out, -1), kH, kW, s, p, conv._source_index(H, W, kH, kW, s, p), _threads(B), y)
+    return y if b is None else y + b[None, :, None, None]
+
+
+def nb_backward_input(y_bar, w, x_shape, s, p):
+    C_out, _, kH, kW = w.shape
+    x_bar = np.empty(x_shape, y_bar.dtype)
+    w_mat_t = np.ascontiguousarray(w.reshape(C_out, -1).T)
+    with _one_blas_thread.limit(limits=1, user_api="blas"):
+        _nb_backward_input(y_bar, w_mat_t, kH, kW, s, p, conv._source_index(*x_shape[2:], kH, kW, s, p),
+                           _threads(y_bar.shape[0]), x_bar)
+    return x_bar
+
+
+def nb_backward_weight(x, y_bar, w_shape, s, p):
+    C_out, C_in, kH, kW = w_shape
+    w_bar_t = np.empty((_threads(x.shape[0]), C_in * kH * kW, C_out), x.dtype)  # one partial sum per thread
+    with _one_blas_thread.limit(limits=1, user_api="blas"):
+        _nb_backward_weight(x, y_bar, kH, kW, s, p, conv._source_index(*x.shape[2:], kH, kW, s, p), w_bar_t)
+    return np.ascontiguousarray(w_bar_t.sum(axis=0).T).reshape(w_shape), y_bar.sum(axis=(0, 2, 3))
+
+
 def transposed(forward, backward_input, backward_weight):
     """A transposed convolution from a method's three conv2d pieces, composed as conv.py composes them."""
     def t_forward(x, w, b, s, p, output_padding):
@@ -206,15 +288,19 @@ def transposed(forward, backward_input, backward_weight):
     return t_forward, t_backward_input, t_backward_weight
 
 
+NUMBA_BLAS = (nb_forward, nb_backward_input, nb_backward_weight)
 BATCH = (batch_forward, batch_backward_input, batch_backward_weight)
 DIRECT = (direct_forward, direct_backward_input, direct_backward_weight)
 METHODS = {  # name: (conv2d forward, input-backward, weight-backward), (the same three for ConvTranspose2d)
-    "blas-per-sample": ((conv.conv2d_forward, conv.conv2d_backward_input, conv.conv2d_backward_weight),
-                        (conv.conv_transpose2d_forward, conv.conv_transpose2d_backward_input,
-                         conv.conv_transpose2d_backward_weight)),
+    "conv.py": ((conv.conv2d_forward, conv.conv2d_backward_input, conv.conv2d_backward_weight),
+                (conv.conv_transpose2d_forward, conv.conv_transpose2d_backward_input,
+                 conv.conv_transpose2d_backward_weight)),
+    "numba-blas": (NUMBA_BLAS, transposed(*NUMBA_BLAS)),
     "blas-batch": (BATCH, transposed(*BATCH)),
     "direct": (DIRECT, transposed(*DIRECT)),
 }
+if _one_blas_thread is None:
+    del METHODS["numba-blas"]
 
 
 # ---------------------------------------------------------------- one layer, one method

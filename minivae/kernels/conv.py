@@ -32,6 +32,14 @@ shared, so two-thread figures were not stable enough to quote):
     MaskedConv2d A 7x7 1->32 28x28      47.7 ms            22.7 ms           49.2 ms     0.46
     MaskedConv2d B 3x3 32->32 28x28    270.3 ms           117.4 ms           59.2 ms     1.98
 
+Not yet fast enough at two threads. On the quiet machine (torch on 2 threads; best of 5), the
+ratios to torch were 0.55, 3.0, 3.1, 0.32, 0.85 and 3.3 for the six layers above, whether Numba or
+OpenBLAS held the second thread: the per-sample GEMMs run one after another, and when both thread
+pools are live they spin against each other on 2 cores. Running each sample's GEMM inside its
+Numba thread (BLAS held to one thread) measured 1.1-1.5x torch on the large layers
+(`bench_conv_kernels.py --methods numba-blas`), but a GEMM called from @njit needs SciPy (and
+threadpoolctl to pin its threads), which are not dependencies of minivae.
+
 The batch-wide column matrix (C_in*kH*kW, B*H_out*W_out) makes one large, efficient GEMM, but
 it writes C_in*kH*kW times the input through main memory and back (115 MB for the 3x3 32->32
 layer) and needs transposes around the product; the per-sample stack stays in cache. Direct loops
