@@ -67,6 +67,28 @@ def evaluate(model, x: np.ndarray, rng: np.random.Generator, batch_size: int = 5
     return {name: total / len(x) for name, total in totals.items()}
 
 
+def open_run(out: str | None, resume: bool, model, optimizer, rng: np.random.Generator,
+             log=print) -> tuple[str | None, list[dict]]:
+    """The checkpoint path under `out` (None without one) and the history so far: empty, or, with
+    `resume` and a checkpoint present, the saved one, with model, optimiser and rng restored."""
+    if not out:
+        return None, []
+    os.makedirs(out, exist_ok=True)
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if not (resume and os.path.exists(checkpoint)):
+        return checkpoint, []
+    state = load_training(checkpoint, model, optimizer)
+    rng.bit_generator.state = state["rng"]
+    log(f"resumed from {checkpoint} after epoch {len(state['history'])}")
+    return checkpoint, state["history"]
+
+
+def save_run(checkpoint: str, model, optimizer, rng: np.random.Generator, history: list) -> None:
+    """Everything a resumed run needs, and history.json beside it."""
+    save_training(checkpoint, model, optimizer, {"history": history, "rng": rng.bit_generator.state})
+    write_json(os.path.join(os.path.dirname(checkpoint), "history.json"), history)
+
+
 def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
         batch_size: int = 128, seed: int = 0, out: str | None = None, resume: bool = False,
         binarize: bool = False, log=print) -> list[dict]:
@@ -80,15 +102,7 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
     rng = np.random.default_rng(seed)
     if binarize:
         x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
-    history: list[dict] = []
-    checkpoint = os.path.join(out, "checkpoint.npz") if out else None
-    if out:
-        os.makedirs(out, exist_ok=True)
-    if resume and checkpoint and os.path.exists(checkpoint):
-        state = load_training(checkpoint, model, optimizer)
-        history = state["history"]
-        rng.bit_generator.state = state["rng"]
-        log(f"resumed from {checkpoint} after epoch {len(history)}")
+    checkpoint, history = open_run(out, resume, model, optimizer, rng, log)
 
     for epoch in range(len(history) + 1, epochs + 1):
         start, total, seen = time.perf_counter(), 0.0, 0
@@ -115,8 +129,6 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
         parts = "  ".join(f"{name} {value:.2f}" for name, value in test.items() if name != "loss")
         log(f"epoch {epoch:3d}  train {record['train_loss']:.2f}  test {test['loss']:.2f}"
             f"  ({parts})  {seconds:.1f}s")
-        if out:
-            save_training(checkpoint, model, optimizer,
-                          {"history": history, "rng": rng.bit_generator.state})
-            write_json(os.path.join(out, "history.json"), history)
+        if checkpoint:
+            save_run(checkpoint, model, optimizer, rng, history)
     return history

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -37,11 +36,10 @@ import numpy as np
 
 from minivae import data, nn, optim, priors
 from minivae import functional as F
-from minivae.checkpoint import load_training, save_training
 from minivae.metrics import mmd_rbf, median_heuristic
 from minivae.models.vae import IMAGE_SHAPE
 from minivae.tensor import Tensor, no_grad
-from minivae.train import Progress, evaluate, write_json
+from minivae.train import Progress, evaluate, open_run, save_run
 
 
 @dataclass
@@ -323,15 +321,7 @@ def fit_aae(model: AAE, x_train: np.ndarray, x_test: np.ndarray, *, y_train=None
                          f"y_test")
     optimizers = model.optimizers() if optimizers is None else optimizers
     rng = np.random.default_rng(seed)
-    history: list[dict] = []
-    checkpoint = os.path.join(out, "checkpoint.npz") if out else None
-    if out:
-        os.makedirs(out, exist_ok=True)
-    if resume and checkpoint and os.path.exists(checkpoint):
-        state = load_training(checkpoint, model, optimizers)
-        history = state["history"]
-        rng.bit_generator.state = state["rng"]
-        log(f"resumed from {checkpoint} after epoch {len(history)}")
+    checkpoint, history = open_run(out, resume, model, optimizers, rng, log)
 
     arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
     base_lr = {phase: getattr(optimizers, phase).lr for phase in ("rec", "disc", "gen")}
@@ -366,8 +356,6 @@ def fit_aae(model: AAE, x_train: np.ndarray, x_test: np.ndarray, *, y_train=None
             f"  gen {record['train_gen']:.3f}  test rec {test['rec']:.2f}"
             f"  D acc {test['disc_accuracy']:.2f}  MMD² {test['mmd']:.4f}"
             f" (floor {test['mmd_floor']:.4f})  {seconds:.1f}s")
-        if out:
-            save_training(checkpoint, model, optimizers,
-                          {"history": history, "rng": rng.bit_generator.state})
-            write_json(os.path.join(out, "history.json"), history)
+        if checkpoint:
+            save_run(checkpoint, model, optimizers, rng, history)
     return history
