@@ -231,7 +231,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     B, _, H, W = x.shape
     C_out, _, kH, kW = w.shape
     stride, padding = int(stride), int(padding)
-    H_out, W_out = (H + 2 * padding - kH) // stride + 1, (W + 2 * padding - kW) // stride + 1
+    H_out, W_out = conv_output_size(H, kH, stride, padding), conv_output_size(W, kW, stride, padding)
     w_mat = w.reshape(C_out, -1)  # (C_out, K)
     y = np.empty((B, C_out, H_out * W_out), x.dtype)
     src = _source_index(H, W, kH, kW, stride, padding)
@@ -298,8 +298,8 @@ def conv_transpose2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     w: (C_in, C_out, kH, kW) -> y: (B, C_out, H_out, W_out), H_out = (H - 1) s - 2p + kH + output_padding."""
     B, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
-    H_out = (H - 1) * stride - 2 * padding + kH + output_padding
-    W_out = (W - 1) * stride - 2 * padding + kW + output_padding
+    H_out = conv_transpose_output_size(H, kH, stride, padding, output_padding)
+    W_out = conv_transpose_output_size(W, kW, stride, padding, output_padding)
     # w read as a conv2d weight maps C_out channels to C_in, so this is conv2d's input-backward
     y = conv2d_backward_input(x, w, (B, C_out, H_out, W_out), stride, padding)
     if b is not None:
