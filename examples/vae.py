@@ -1,6 +1,6 @@
 """Train a variational autoencoder on real digits, report honest numbers, draw the usual pictures.
 
-    python examples/vae.py                      # MLP VAE on the shipped mnist-5k, a minute or two
+    python examples/vae.py                      # MLP VAE on the shipped mnist-5k, under a minute
     python examples/vae.py --conv               # the convolutional VAE
     python examples/vae.py --latent-dim 2       # adds Kingma & Welling's 2-D manifold figure
     python examples/vae.py --data fashion-mnist --epochs 10
