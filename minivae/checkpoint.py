@@ -8,26 +8,35 @@ buffers under 'optimizer/', and a JSON string (epoch, history, random-generator 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from typing import IO, Iterator
 
 import numpy as np
 
 from minivae.nn import Module
 
 
-def _atomic_savez(path: str | os.PathLike, arrays: dict) -> None:
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `path`; rename it over `path` only when the block completes,
+    and remove it if the block fails."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-",
-                               suffix=".npz")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, mode) as f:
+            yield f
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _atomic_savez(path: str | os.PathLike, arrays: dict) -> None:
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def _read_npz(path: str | os.PathLike) -> dict:

@@ -12,23 +12,19 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from minivae import data
-from minivae.checkpoint import load_training, save_training
+from minivae.checkpoint import atomic_write, load_training, save_training
 from minivae.tensor import Tensor, no_grad
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write `obj` as indented JSON, atomically (temporary file, then rename)."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 class Progress:
