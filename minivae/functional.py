@@ -489,19 +489,16 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0):
         _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1)
-        ctx.save_for_backward(x, weight)
-        ctx.stride, ctx.padding = stride, padding
-        return conv.conv2d_forward(x, weight, bias, stride, padding)  # (B, C_out, H_out, W_out)
+        x_ph = conv.to_phases(x, stride, padding)  # padded x, kept: the weight gradient reads it again
+        ctx.save_for_backward(x_ph, weight)
+        ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
+        return conv.conv2d_forward(x, weight, bias, stride, padding, x_ph=x_ph)  # (B, C_out, H_out, W_out)
 
     @staticmethod
     def backward(ctx, y_bar):
-        x, weight = ctx.saved
-        y_bar = np.ascontiguousarray(y_bar)
-        x_bar = None
-        if ctx.needs_input_grad[0]:
-            x_bar = conv.conv2d_backward_input(y_bar, weight, x.shape, ctx.stride, ctx.padding)
-        w_bar, b_bar = conv.conv2d_backward_weight(x, y_bar, weight.shape, ctx.stride, ctx.padding)
-        return x_bar, w_bar, b_bar
+        x_ph, weight = ctx.saved
+        return conv.conv2d_backward(y_bar, weight, ctx.x_shape, ctx.stride, ctx.padding, x_ph=x_ph,
+                                    need_x_bar=ctx.needs_input_grad[0])
 
 
 class ConvTranspose2d(Function):
@@ -521,14 +518,9 @@ class ConvTranspose2d(Function):
     @staticmethod
     def backward(ctx, y_bar):
         x, weight = ctx.saved
-        y_bar = np.ascontiguousarray(y_bar)
-        x_bar = None
-        if ctx.needs_input_grad[0]:
-            x_bar = conv.conv_transpose2d_backward_input(y_bar, weight, x.shape, ctx.stride,
-                                                         ctx.padding)
-        w_bar, b_bar = conv.conv_transpose2d_backward_weight(x, y_bar, weight.shape,
-                                                             ctx.stride, ctx.padding)
-        return x_bar, w_bar, b_bar
+        # one im2col pass over y_bar serves both products, so x_bar comes at the price of its GEMM
+        x_bar, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, weight, ctx.stride, ctx.padding)
+        return x_bar if ctx.needs_input_grad[0] else None, w_bar, b_bar
 
 
 # ---------------------------------------------------------------- the functional API

@@ -30,6 +30,18 @@ def assert_close(mine, expected, dtype, what):
     np.testing.assert_allclose(mine, expected, **TOLERANCE[dtype], err_msg=f"{what}: mine vs reference")
 
 
+def conv2d_backward_input(y_bar, w, x_shape, s, p):
+    """x_bar alone, from conv.conv2d_backward."""
+    return conv.conv2d_backward(y_bar, w, x_shape, s, p)[0]
+
+
+def conv2d_backward_weight(x, y_bar, w_shape, s, p):
+    """(w_bar, b_bar) alone, from conv.conv2d_backward given x's phase planes."""
+    w = np.zeros(w_shape, np.result_type(x, y_bar))  # the weight gradient does not read w
+    _, w_bar, b_bar = conv.conv2d_backward(y_bar, w, x.shape, s, p, x_ph=conv.to_phases(x, s, p), need_x_bar=False)
+    return w_bar, b_bar
+
+
 @st.composite
 def conv_geometry(draw, transposed=False):
     """(B, C_in, C_out, H, W, kH, kW, stride, padding, output_padding), every size small."""
@@ -76,7 +88,7 @@ def test_conv2d_backward_input_matches_reference(dtype, g, data):
     y_bar = data.draw(arrays(dtype, (B, C_out, *conv_out(H, W, kH, kW, s, p))))
     w = data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
     x_shape = (B, C_in, H, W)
-    assert_close(conv.conv2d_backward_input(y_bar, w, x_shape, s, p),
+    assert_close(conv2d_backward_input(y_bar, w, x_shape, s, p),
                  reference.conv2d_backward_input(y_bar, w, x_shape, s, p), dtype, "conv2d_backward_input")
 
 
@@ -87,7 +99,7 @@ def test_conv2d_backward_weight_matches_reference(dtype, g, data):
     B, C_in, C_out, H, W, kH, kW, s, p, _ = g
     x = data.draw(arrays(dtype, (B, C_in, H, W)))
     y_bar = data.draw(arrays(dtype, (B, C_out, *conv_out(H, W, kH, kW, s, p))))
-    w_bar, b_bar = conv.conv2d_backward_weight(x, y_bar, (C_out, C_in, kH, kW), s, p)
+    w_bar, b_bar = conv2d_backward_weight(x, y_bar, (C_out, C_in, kH, kW), s, p)
     w_bar_ref, b_bar_ref = reference.conv2d_backward_weight(x, y_bar, (C_out, C_in, kH, kW), s, p)
     assert_close(w_bar, w_bar_ref, dtype, "conv2d_backward_weight w_bar")
     assert_close(b_bar, b_bar_ref, dtype, "conv2d_backward_weight b_bar")
@@ -111,10 +123,10 @@ def test_conv_transpose2d_backward_input_matches_reference(dtype, g, data):
     B, C_in, C_out, H, W, kH, kW, s, p, op = g
     y_bar = data.draw(arrays(dtype, (B, C_out, *convT_out(H, W, kH, kW, s, p, op))))
     w = data.draw(arrays(dtype, (C_in, C_out, kH, kW)))
-    x_shape = (B, C_in, H, W)
-    assert_close(conv.conv_transpose2d_backward_input(y_bar, w, x_shape, s, p),
-                 reference.conv_transpose2d_backward_input(y_bar, w, x_shape, s, p), dtype,
-                 "conv_transpose2d_backward_input")
+    x = data.draw(arrays(dtype, (B, C_in, H, W)))
+    x_bar, _, _ = conv.conv_transpose2d_backward(y_bar, x, w, s, p)
+    assert_close(x_bar, reference.conv_transpose2d_backward_input(y_bar, w, x.shape, s, p), dtype,
+                 "conv_transpose2d_backward x_bar")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -124,7 +136,8 @@ def test_conv_transpose2d_backward_weight_matches_reference(dtype, g, data):
     B, C_in, C_out, H, W, kH, kW, s, p, op = g
     x = data.draw(arrays(dtype, (B, C_in, H, W)))
     y_bar = data.draw(arrays(dtype, (B, C_out, *convT_out(H, W, kH, kW, s, p, op))))
-    w_bar, b_bar = conv.conv_transpose2d_backward_weight(x, y_bar, (C_in, C_out, kH, kW), s, p)
+    w = data.draw(arrays(dtype, (C_in, C_out, kH, kW)))
+    _, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, w, s, p)
     w_bar_ref, b_bar_ref = reference.conv_transpose2d_backward_weight(x, y_bar, (C_in, C_out, kH, kW), s, p)
     assert_close(w_bar, w_bar_ref, dtype, "conv_transpose2d_backward_weight w_bar")
     assert_close(b_bar, b_bar_ref, dtype, "conv_transpose2d_backward_weight b_bar")
@@ -144,6 +157,35 @@ def test_reference_transposed_conv_is_conv2d_input_backward(g, data):
 # ---------------------------------------------------------------- adjoint identities, float64
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("per_chunk", [1, 3])  # 7 samples: 7 chunks; or 3 + 3 + a short last chunk of 1
+def test_chunks_of_the_batch_give_the_same_result(monkeypatch, transposed, per_chunk):
+    """The kernels walk the batch in chunks sized by COLS_BYTES; the cut must not show in any output."""
+    rng = np.random.default_rng(7)
+    B, C_in, C_out, H, k, s, p = 7, 3, 4, 6, 3, 2, 1
+    x = rng.standard_normal((B, C_in, H, H))
+    w = rng.standard_normal((C_in, C_out, k, k) if transposed else (C_out, C_in, k, k))
+    b = rng.standard_normal(C_out)
+    K, HW = k * k * (C_out if transposed else C_in), 36 if transposed else 9  # the im2col pass's sizes
+    monkeypatch.setattr(conv, "COLS_BYTES", per_chunk * K * HW * 8)
+    assert conv._chunk_size(B, K, HW, 8) == per_chunk
+    if transposed:
+        y = conv.conv_transpose2d_forward(x, w, b, s, p, 1)
+        y_bar = rng.standard_normal(y.shape)
+        x_bar, w_bar, _ = conv.conv_transpose2d_backward(y_bar, x, w, s, p)
+        expected = (reference.conv_transpose2d_forward(x, w, b, s, p, 1),
+                    reference.conv_transpose2d_backward_input(y_bar, w, x.shape, s, p),
+                    reference.conv_transpose2d_backward_weight(x, y_bar, w.shape, s, p)[0])
+    else:
+        y = conv.conv2d_forward(x, w, b, s, p)
+        y_bar = rng.standard_normal(y.shape)
+        x_bar, w_bar, _ = conv.conv2d_backward(y_bar, w, x.shape, s, p, x_ph=conv.to_phases(x, s, p))
+        expected = (reference.conv2d_forward(x, w, b, s, p), reference.conv2d_backward_input(y_bar, w, x.shape, s, p),
+                    reference.conv2d_backward_weight(x, y_bar, w.shape, s, p)[0])
+    for mine, theirs, what in zip((y, x_bar, w_bar), expected, ("y", "x_bar", "w_bar")):
+        assert_close(mine, theirs, np.float64, f"{what}, {per_chunk} samples per chunk")
+
+
 def inner(a, b):
     return float(np.sum(a * b))
 
@@ -158,8 +200,8 @@ def test_conv2d_backwards_are_adjoints(g, seed):
     b = rng.standard_normal(C_out)
     y = rng.standard_normal((B, C_out, *conv_out(H, W, kH, kW, s, p)))  # a random, non-uniform cotangent
     lhs = inner(conv.conv2d_forward(x, w, None, s, p), y)
-    w_bar, b_bar = conv.conv2d_backward_weight(x, y, w.shape, s, p)
-    assert np.isclose(lhs, inner(x, conv.conv2d_backward_input(y, w, x.shape, s, p)), rtol=1e-10, atol=1e-10)
+    w_bar, b_bar = conv2d_backward_weight(x, y, w.shape, s, p)
+    assert np.isclose(lhs, inner(x, conv2d_backward_input(y, w, x.shape, s, p)), rtol=1e-10, atol=1e-10)
     assert np.isclose(lhs, inner(w, w_bar), rtol=1e-10, atol=1e-10)
     with_bias = conv.conv2d_forward(x, w, b, s, p) - conv.conv2d_forward(x, w, None, s, p)
     assert np.isclose(inner(with_bias, y), inner(b, b_bar), rtol=1e-10, atol=1e-10)
@@ -173,9 +215,8 @@ def test_conv_transpose2d_backwards_are_adjoints(g, seed):
     x, w = rng.standard_normal((B, C_in, H, W)), rng.standard_normal((C_in, C_out, kH, kW))
     y = rng.standard_normal((B, C_out, *convT_out(H, W, kH, kW, s, p, op)))
     lhs = inner(conv.conv_transpose2d_forward(x, w, None, s, p, op), y)
-    w_bar, _ = conv.conv_transpose2d_backward_weight(x, y, w.shape, s, p)
-    assert np.isclose(lhs, inner(x, conv.conv_transpose2d_backward_input(y, w, x.shape, s, p)),
-                      rtol=1e-10, atol=1e-10)
+    x_bar, w_bar, _ = conv.conv_transpose2d_backward(y, x, w, s, p)
+    assert np.isclose(lhs, inner(x, x_bar), rtol=1e-10, atol=1e-10)
     assert np.isclose(lhs, inner(w, w_bar), rtol=1e-10, atol=1e-10)
     # and the transposed conv is the adjoint of conv2d with the same weight: <convT(x), y> = <x, conv(y)>
     assert np.isclose(lhs, inner(x, conv.conv2d_forward(y, w, None, s, p)), rtol=1e-10, atol=1e-10)
@@ -263,7 +304,7 @@ def test_masked_conv_output_depends_only_on_earlier_pixels(mask_type):
     for q in [(0, 0), (2, 3), (5, 6)]:
         y_bar = np.zeros((1, 3, H, W))
         y_bar[0, 1, q[0], q[1]] = 1.0
-        x_bar = conv.conv2d_backward_input(y_bar, w, (1, 2, H, W), 1, k // 2)
+        x_bar = conv2d_backward_input(y_bar, w, (1, 2, H, W), 1, k // 2)
         reaches = {(i, j) for i in range(H) for j in range(W) if np.any(x_bar[0, :, i, j] != 0)}
         allowed = {(i, j) for i in range(H) for j in range(W) if (i, j) < q or (mask_type == "B" and (i, j) == q)}
         assert reaches <= allowed, (mask_type, q, sorted(reaches - allowed))
@@ -280,7 +321,7 @@ def test_kernels_accept_non_contiguous_inputs_and_keep_dtype(dtype):
     w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)[:, :, ::-1]  # negative strides
     y = conv.conv2d_forward(x, w, None, 2, 1)
     assert_close(y, reference.conv2d_forward(x, w, None, 2, 1), dtype, "non-contiguous conv2d_forward")
-    w_bar, b_bar = conv.conv2d_backward_weight(x, y, w.shape, 2, 1)
+    w_bar, b_bar = conv2d_backward_weight(x, y, w.shape, 2, 1)
     assert w_bar.dtype == b_bar.dtype == dtype and w_bar.flags.c_contiguous
 
 
@@ -308,11 +349,9 @@ def test_matches_torch(transposed, C_in, C_out, k, s, p, op, H):
     y_bar = rng.standard_normal(y.shape)
     yt.backward(torch.tensor(y_bar))
     if transposed:
-        x_bar = conv.conv_transpose2d_backward_input(y_bar, w, x.shape, s, p)
-        w_bar, b_bar = conv.conv_transpose2d_backward_weight(x, y_bar, w.shape, s, p)
+        x_bar, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, w, s, p)
     else:
-        x_bar = conv.conv2d_backward_input(y_bar, w, x.shape, s, p)
-        w_bar, b_bar = conv.conv2d_backward_weight(x, y_bar, w.shape, s, p)
+        x_bar, w_bar, b_bar = conv.conv2d_backward(y_bar, w, x.shape, s, p, x_ph=conv.to_phases(x, s, p))
     for mine, theirs, what in [(y, yt.detach(), "y"), (x_bar, xt.grad, "x_bar"), (w_bar, wt.grad, "w_bar"),
                                (b_bar, bt.grad, "b_bar")]:
         np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-9, atol=1e-9, err_msg=f"{what}: mine vs torch")
