@@ -1,7 +1,7 @@
 """The convolution kernels against PyTorch, and against the other ways to write them.
 
-    python benchmarks/bench_conv_kernels.py [--batch 128] [--repeats 10] [--methods conv.py,numba-threads,direct]
-                                            [--no-compile]
+    python benchmarks/bench_conv_kernels.py [--batch 128] [--repeats 10] [--rounds 3] [--no-compile]
+                                            [--methods conv.py,numba-threads,direct]
 
 For each layer of the conv VAE and the PixelCNN decoder (28x28 images, float32) it times one
 forward + input-backward + weight-backward of:
@@ -12,12 +12,14 @@ forward + input-backward + weight-backward of:
   * direct: plain loops over prange, no BLAS;
 and PyTorch (its oneDNN kernels) on the same number of threads, when torch is installed.
 
-Each method, and PyTorch, runs in a fresh Python process of its own, one after another in this
+Each method, and PyTorch, runs in fresh Python processes of its own, one after another in this
 one run, and the ratio to PyTorch is taken between those figures. Sharing a process is not fair:
 after minivae's GEMMs, OpenBLAS's idle workers keep spinning on the cores and PyTorch's layers
-ran up to 2x slower beside them. ms = the fastest of --repeats calls (the median beside it: other
-processes on a 2-core machine add noise that the minimum mostly filters). The last line is the
-JIT compile time of conv.py, cold (a fresh NUMBA_CACHE_DIR) and from the cache that run wrote.
+ran up to 2x slower beside them. The methods take turns for --rounds rounds, because this 2-core
+virtual machine has slow spells of several seconds (the same GEMM 2.5x slower) that would hit a
+single process. ms = the fastest call over all rounds, the median of all calls beside it. The
+last line is the JIT compile time of conv.py, cold (a fresh NUMBA_CACHE_DIR) and from the cache
+that run wrote.
 
 Transposed convolutions run through each method's conv2d pieces (forward = input-backward,
 input-backward = forward, weight-backward with x and y_bar swapped); masked layers multiply w by
@@ -231,15 +233,15 @@ def flops(kind, B, C_in, C_out, k, s, p, H):
 
 
 def milliseconds(step, repeats):
-    """(fastest, median) ms of step() over repeats calls, after two warm-up calls (JIT compile,
-    allocator, thread pools)."""
+    """ms of each of repeats calls of step(), after two warm-up calls (JIT compile, allocator,
+    thread pools)."""
     step(); step()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         times.append(1e3 * (time.perf_counter() - start))
-    return min(times), float(np.median(times))
+    return times
 
 
 def run_one_method(method, batch, repeats):
@@ -261,7 +263,7 @@ def run_one_method(method, batch, repeats):
         make_step = torch_step if method == "torch" else partial(layer_step, method)
         ms = milliseconds(make_step(kind, x, w, b, s, p, mask, y_bar), repeats)
         print(json.dumps({"layer": name, "gflop": flops(kind, batch, C_in, C_out, k, s, p, H) / 1e9,
-                          "ms": ms}), flush=True)
+                          "times": ms}), flush=True)
 
 
 # ---------------------------------------------------------------- compile time
@@ -297,7 +299,8 @@ def compile_times():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per layer in each process")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per method")
     parser.add_argument("--methods", default="conv.py,numba-threads,direct")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: time this one method (or torch) here
@@ -310,16 +313,23 @@ def main():
     if unknown:
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from conv.py, numba-threads, direct")
     has_torch = importlib.util.find_spec("torch") is not None
-    results = {}
-    for method in methods + ["torch"] * has_torch:
-        out = subprocess.run([sys.executable, __file__, "--one", method, "--batch", str(args.batch),
-                              "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
-        results[method] = [json.loads(line) for line in out.stdout.splitlines()]
-        print(f"timed {method}", file=sys.stderr, flush=True)
-    print(f"batch {args.batch}, float32, {numba.get_num_threads()} threads for Numba, OpenBLAS and torch; "
-          f"ms = fastest of {args.repeats} (median) of forward + input-backward + weight-backward; "
-          f"xtorch = ms / torch's ms, each in its own process of this run\n")
     columns = methods + ["torch"] * has_torch
+    times = {method: [[] for _ in LAYERS] for method in columns}
+    gflop = [0.0] * len(LAYERS)
+    for round_ in range(args.rounds):  # rounds of fresh processes: a slow spell of the machine hits one, not all
+        for method in columns:
+            out = subprocess.run([sys.executable, __file__, "--one", method, "--batch", str(args.batch),
+                                  "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
+            for i, line in enumerate(out.stdout.splitlines()):
+                record = json.loads(line)
+                times[method][i] += record["times"]
+                gflop[i] = record["gflop"]
+            print(f"round {round_ + 1}/{args.rounds}: timed {method}", file=sys.stderr, flush=True)
+    results = {method: [{"ms": (min(t), float(np.median(t))), "gflop": g} for t, g in zip(times[method], gflop)]
+               for method in columns}
+    print(f"batch {args.batch}, float32, {numba.get_num_threads()} threads for Numba, OpenBLAS and torch; "
+          f"ms = fastest of {args.rounds} x {args.repeats} calls (median) of forward + input-backward + "
+          f"weight-backward; xtorch = ms / torch's ms, each in processes of their own in this run\n")
     print(f"{'layer':<22}" + "".join(f"{m:>29}" for m in columns))
     print(" " * 22 + "".join(f"{'ms (median) GFLOP/s xtorch':>29}" for _ in columns))
     for i, (name, *_) in enumerate(LAYERS):
