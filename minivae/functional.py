@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivae.kernels import conv, dense
+from minivae.kernels import conv, dense, threads
 from minivae.tensor import Function, Tensor, unbroadcast
 
 
@@ -173,13 +173,13 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
                              f"(need (..., n, k) @ (..., k, m))")
         ctx.save_for_backward(a, b)
-        return a @ b
+        return threads.matmul(a, b)
 
     @staticmethod
     def backward(ctx, y_bar):
         a, b = ctx.saved
-        a_bar = unbroadcast(y_bar @ b.swapaxes(-1, -2), a.shape) if ctx.needs_input_grad[0] else None
-        b_bar = unbroadcast(a.swapaxes(-1, -2) @ y_bar, b.shape) if ctx.needs_input_grad[1] else None
+        a_bar = unbroadcast(threads.matmul(y_bar, b.swapaxes(-1, -2)), a.shape) if ctx.needs_input_grad[0] else None
+        b_bar = unbroadcast(threads.matmul(a.swapaxes(-1, -2), y_bar), b.shape) if ctx.needs_input_grad[1] else None
         return a_bar, b_bar
 
 
@@ -452,7 +452,7 @@ class LinearBiasAct(Function):
             raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                              f"{weight.shape} (need (B, {weight.shape[1]}))")
         ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
-        y = x @ weight.T  # (B, out)
+        y = threads.matmul(x, weight.T)  # (B, out)
         dense.bias_act_forward(y, bias, ctx.code, slope)  # in place: y = act(y + b)
         ctx.save_for_backward(x, weight, y)
         return y
@@ -461,12 +461,12 @@ class LinearBiasAct(Function):
     def backward(ctx, y_bar):
         x, weight, y = ctx.saved
         a_bar, b_bar = dense.bias_act_backward(y, np.ascontiguousarray(y_bar), ctx.code, ctx.slope)
-        x_bar = a_bar @ weight if ctx.needs_input_grad[0] else None  # (B, in)
-        w_bar = a_bar.T @ x if ctx.needs_input_grad[1] else None  # (out, in)
+        x_bar = threads.matmul(a_bar, weight) if ctx.needs_input_grad[0] else None  # (B, in)
+        w_bar = threads.matmul(a_bar.T, x) if ctx.needs_input_grad[1] else None  # (out, in)
         return x_bar, w_bar, b_bar
 
 
-def _check_conv(x, weight, stride, padding, name, weight_in_axis):
+def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None):
     """The shape errors a user can make, named before any kernel runs."""
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (B, C, H, W), got shape {x.shape}")
@@ -479,25 +479,28 @@ def _check_conv(x, weight, stride, padding, name, weight_in_axis):
     if name == "conv2d" and (kH > x.shape[2] + 2 * padding or kW > x.shape[3] + 2 * padding):
         raise ValueError(f"conv2d: kernel {kH}×{kW} (weight {weight.shape}) is larger than the "
                          f"input {x.shape} padded by {padding}")
+    if mask is not None and np.shape(mask) != (kH, kW):
+        raise ValueError(f"{name}: mask of shape {np.shape(mask)} does not match the {kH}×{kW} "
+                         f"kernel of the weight {weight.shape}")
 
 
 class Conv2d(Function):
-    """y = x ⋆ W + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
-    x_bar = the transposed convolution of y_bar with W;  W_bar = Σ y_bar ⊗ patches of x;
-    b_bar = Σ_{B,H,W} y_bar.  The loops are Numba kernels (kernels/conv.py)."""
+    """y = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
+    x_bar = the transposed convolution of y_bar with W·mask;  W_bar = (Σ y_bar ⊗ patches of x)·mask;
+    b_bar = Σ_{B,H,W} y_bar.  The mask (kH, kW), if any, is fixed: the kernels skip the taps it
+    zeroes.  The loops are Numba kernels (kernels/conv.py)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=1, padding=0):
-        _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1)
-        x_ph = conv.to_phases(x, stride, padding)  # padded x, kept: the weight gradient reads it again
-        ctx.save_for_backward(x_ph, weight)
-        ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
-        return conv.conv2d_forward(x, weight, bias, stride, padding, x_ph=x_ph)  # (B, C_out, H_out, W_out)
+    def forward(ctx, x, weight, bias, stride=1, padding=0, mask=None):
+        _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1, mask=mask)
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding, ctx.mask = stride, padding, mask
+        return conv.conv2d_forward(x, weight, bias, stride, padding, mask)  # (B, C_out, H_out, W_out)
 
     @staticmethod
     def backward(ctx, y_bar):
-        x_ph, weight = ctx.saved
-        return conv.conv2d_backward(y_bar, weight, ctx.x_shape, ctx.stride, ctx.padding, x_ph=x_ph,
+        x, weight = ctx.saved
+        return conv.conv2d_backward(y_bar, x, weight, ctx.stride, ctx.padding, ctx.mask,
                                     need_x_bar=ctx.needs_input_grad[0])
 
 
@@ -620,11 +623,12 @@ def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.
     return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)
 
 
-def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0):
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None):
     """y = x ⋆ W + b: x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
-    H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch."""
+    H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch.  mask: an optional fixed (kH, kW)
+    array of 0 and 1; the result is that of W·mask, computed on the unmasked taps only."""
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
-    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, mask=mask)
 
 
 def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,

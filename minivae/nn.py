@@ -176,10 +176,11 @@ class ConvTranspose2d(Module):
 
 
 class MaskedConv2d(Conv2d):
-    """PixelCNN's masked convolution (van den Oord et al., 2016): W is multiplied by a fixed mask
-    that hides the pixels at and after the centre in raster order, so output pixel i sees only
-    input pixels before i. Type 'A' (first layer) also hides the centre; type 'B' keeps it.
-    Multiplying by the mask in the forward pass masks the weight gradient too (Mul's backward)."""
+    """PixelCNN's masked convolution (van den Oord et al., 2016): a fixed (k, k) mask hides the
+    pixels at and after the centre in raster order, so output pixel i sees only input pixels
+    before i. Type 'A' (first layer) also hides the centre; type 'B' keeps it. The convolution
+    runs on the unmasked taps only (F.conv2d's mask), so the hidden weights get zero gradient;
+    they are zeroed at initialisation, so `weight` alone is the layer's whole kernel."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  mask_type: str = "B", padding: int | None = None, bias: bool = True,
@@ -192,11 +193,11 @@ class MaskedConv2d(Conv2d):
         padding = kernel_size // 2 if padding is None else padding
         super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias, rng, dtype)
         self.mask_type = mask_type
-        self.mask = conv.pixelcnn_mask(out_channels, in_channels, kernel_size, mask_type
-                                       ).astype(dtype)  # a constant, not a Parameter
+        self.mask = conv.pixelcnn_mask(kernel_size, mask_type, dtype)  # (k, k), a constant
+        self.weight.data *= self.mask
 
     def forward(self, x) -> Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, mask=self.mask)
 
     def extra_repr(self) -> str:
         return f"mask_type={self.mask_type!r}, " + super().extra_repr()

@@ -123,10 +123,32 @@ def test_mask_type_b_sees_the_centre_and_a_does_not():
 
 def test_masked_weight_gradient_is_masked():
     layer = nn.MaskedConv2d(2, 3, 5, "A", rng=np.random.default_rng(0))
+    assert np.all(layer.weight.data[:, :, layer.mask == 0] == 0)  # hidden weights start at zero
     y = layer(Tensor(np.random.default_rng(1).standard_normal((2, 2, 6, 6)).astype(np.float32)))
     y.backward(np.ones(y.shape, np.float32))
-    assert np.all(layer.weight.grad[layer.mask == 0] == 0)
-    assert np.all(layer.weight.grad[layer.mask == 1] != 0)
+    assert np.all(layer.weight.grad[:, :, layer.mask == 0] == 0)
+    assert np.all(layer.weight.grad[:, :, layer.mask == 1] != 0)
+
+
+@settings(max_examples=30)
+@given(conv_case(), st.data())
+def test_masked_conv2d_gradcheck_and_equals_the_masked_weight(case, data):
+    """conv2d(x, W, mask=m) is conv2d(x, W·m): same output, same x_bar and b_bar, and W_bar is the
+    masked weight's gradient - checked against the plain op, and by finite differences."""
+    x, w, b, stride, padding, _ = case
+    k = w.shape[2]
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=k * k, max_size=k * k)), float).reshape(k, k)
+    minivae.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding, mask=mask), x, w, b)
+    ours = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    plain = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ours, stride, padding, mask=mask)
+    y_plain = F.conv2d(plain[0], plain[1] * Tensor(mask), plain[2], stride, padding)
+    np.testing.assert_allclose(y.data, y_plain.data, rtol=1e-12, atol=1e-12)
+    y_bar = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(y_bar)
+    y_plain.backward(y_bar)
+    for mine, expected in zip(ours, plain):
+        np.testing.assert_allclose(mine.grad, expected.grad, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- bad input
@@ -148,6 +170,12 @@ def test_kernel_larger_than_padded_input():
 def test_input_must_be_4d():
     with pytest.raises(ValueError, match=r"4-D.*\(1, 28, 28\)"):
         nn.Conv2d(1, 2, 3)(Tensor(np.zeros((1, 28, 28), np.float32)))
+
+
+def test_mask_of_the_wrong_shape_names_both_shapes():
+    x, w = Tensor(np.zeros((1, 2, 5, 5))), Tensor(np.zeros((3, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 3\).*3×3.*\(3, 2, 3, 3\)"):
+        F.conv2d(x, w, mask=np.ones((2, 3)))
 
 
 def test_masked_conv_refuses_an_even_kernel_and_an_unknown_type():

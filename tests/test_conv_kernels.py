@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae.kernels import conv
+from minivae.kernels import conv, threads
 from minivae.kernels import reference_conv as reference
 
 EXAMPLES = settings(max_examples=25, deadline=None)
@@ -30,15 +30,15 @@ def assert_close(mine, expected, dtype, what):
     np.testing.assert_allclose(mine, expected, **TOLERANCE[dtype], err_msg=f"{what}: mine vs reference")
 
 
-def conv2d_backward_input(y_bar, w, x_shape, s, p):
-    """x_bar alone, from conv.conv2d_backward."""
-    return conv.conv2d_backward(y_bar, w, x_shape, s, p)[0]
+def conv2d_backward_input(y_bar, w, x_shape, s, p, mask=None):
+    """x_bar alone."""
+    return conv.conv2d_backward_input(y_bar, w, x_shape, s, p, mask)
 
 
-def conv2d_backward_weight(x, y_bar, w_shape, s, p):
-    """(w_bar, b_bar) alone, from conv.conv2d_backward given x's phase planes."""
+def conv2d_backward_weight(x, y_bar, w_shape, s, p, mask=None):
+    """(w_bar, b_bar) alone, from conv.conv2d_backward without the input gradient."""
     w = np.zeros(w_shape, np.result_type(x, y_bar))  # the weight gradient does not read w
-    _, w_bar, b_bar = conv.conv2d_backward(y_bar, w, x.shape, s, p, x_ph=conv.to_phases(x, s, p), need_x_bar=False)
+    _, w_bar, b_bar = conv.conv2d_backward(y_bar, x, w, s, p, mask, need_x_bar=False)
     return w_bar, b_bar
 
 
@@ -157,33 +157,100 @@ def test_reference_transposed_conv_is_conv2d_input_backward(g, data):
 # ---------------------------------------------------------------- adjoint identities, float64
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), with_bias=st.booleans(), data=st.data())
+def test_masked_conv2d_matches_reference_with_masked_weight(dtype, g, with_bias, data):
+    """A mask computes only the taps it keeps; the result is the twin's with w * mask, and w_bar is
+    zero off the mask - for any mask, not only PixelCNN's."""
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,))) if with_bias else None
+    mask = data.draw(hnp.arrays(dtype, (kH, kW), elements=st.sampled_from([0.0, 1.0])))
+    y = conv.conv2d_forward(x, w, b, s, p, mask)
+    assert_close(y, reference.conv2d_forward(x, w * mask, b, s, p), dtype, "masked conv2d_forward")
+    y_bar = data.draw(arrays(dtype, y.shape))
+    x_bar, w_bar, b_bar = conv.conv2d_backward(y_bar, x, w, s, p, mask)
+    w_bar_ref, b_bar_ref = reference.conv2d_backward_weight(x, y_bar, w.shape, s, p)
+    assert_close(x_bar, reference.conv2d_backward_input(y_bar, w * mask, x.shape, s, p), dtype, "masked x_bar")
+    assert_close(w_bar, w_bar_ref * mask, dtype, "masked w_bar")
+    assert_close(b_bar, b_bar_ref, dtype, "masked b_bar")
+
+
+# ---------------------------------------------------------------- chunks of the batch, worker threads
+
+
+def all_outputs(transposed, x, w, b, y_bar, s, p):
+    """Every array a layer's kernels produce: y, x_bar, w_bar, b_bar."""
+    if transposed:
+        return (conv.conv_transpose2d_forward(x, w, b, s, p, 1), *conv.conv_transpose2d_backward(y_bar, x, w, s, p))
+    return (conv.conv2d_forward(x, w, b, s, p), *conv.conv2d_backward(y_bar, x, w, s, p))
+
+
+def reference_outputs(transposed, x, w, b, y_bar, s, p):
+    if transposed:
+        return (reference.conv_transpose2d_forward(x, w, b, s, p, 1),
+                reference.conv_transpose2d_backward_input(y_bar, w, x.shape, s, p),
+                *reference.conv_transpose2d_backward_weight(x, y_bar, w.shape, s, p))
+    return (reference.conv2d_forward(x, w, b, s, p), reference.conv2d_backward_input(y_bar, w, x.shape, s, p),
+            *reference.conv2d_backward_weight(x, y_bar, w.shape, s, p))
+
+
+def a_layer(transposed, seed=7):
+    """(x, w, b, y_bar, stride, padding) of a small layer with 7 samples."""
+    rng = np.random.default_rng(seed)
+    B, C_in, C_out, H, k, s, p = 7, 3, 4, 6, 3, 2, 1
+    x = rng.standard_normal((B, C_in, H, H))
+    w = rng.standard_normal((C_in, C_out, k, k) if transposed else (C_out, C_in, k, k))
+    H_out = conv.conv_transpose_output_size(H, k, s, p, 1) if transposed else conv.conv_output_size(H, k, s, p)
+    return x, w, rng.standard_normal(C_out), rng.standard_normal((B, C_out, H_out, H_out)), s, p
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("per_chunk", [1, 3])  # 7 samples: 7 chunks; or 3 + 3 + a short last chunk of 1
 def test_chunks_of_the_batch_give_the_same_result(monkeypatch, transposed, per_chunk):
     """The kernels walk the batch in chunks sized by COLS_BYTES; the cut must not show in any output."""
-    rng = np.random.default_rng(7)
-    B, C_in, C_out, H, k, s, p = 7, 3, 4, 6, 3, 2, 1
-    x = rng.standard_normal((B, C_in, H, H))
-    w = rng.standard_normal((C_in, C_out, k, k) if transposed else (C_out, C_in, k, k))
-    b = rng.standard_normal(C_out)
-    K, HW = k * k * (C_out if transposed else C_in), 36 if transposed else 9  # the im2col pass's sizes
-    monkeypatch.setattr(conv, "COLS_BYTES", per_chunk * K * HW * 8)
-    assert conv._chunk_size(B, K, HW, 8) == per_chunk
-    if transposed:
-        y = conv.conv_transpose2d_forward(x, w, b, s, p, 1)
-        y_bar = rng.standard_normal(y.shape)
-        x_bar, w_bar, _ = conv.conv_transpose2d_backward(y_bar, x, w, s, p)
-        expected = (reference.conv_transpose2d_forward(x, w, b, s, p, 1),
-                    reference.conv_transpose2d_backward_input(y_bar, w, x.shape, s, p),
-                    reference.conv_transpose2d_backward_weight(x, y_bar, w.shape, s, p)[0])
-    else:
-        y = conv.conv2d_forward(x, w, b, s, p)
-        y_bar = rng.standard_normal(y.shape)
-        x_bar, w_bar, _ = conv.conv2d_backward(y_bar, w, x.shape, s, p, x_ph=conv.to_phases(x, s, p))
-        expected = (reference.conv2d_forward(x, w, b, s, p), reference.conv2d_backward_input(y_bar, w, x.shape, s, p),
-                    reference.conv2d_backward_weight(x, y_bar, w.shape, s, p)[0])
-    for mine, theirs, what in zip((y, x_bar, w_bar), expected, ("y", "x_bar", "w_bar")):
+    x, w, b, y_bar, s, p = a_layer(transposed)
+    monkeypatch.setattr(conv, "_chunk_size", lambda B, bytes_per_sample: per_chunk)
+    names = ("y", "x_bar", "w_bar", "b_bar")
+    for mine, theirs, what in zip(all_outputs(transposed, x, w, b, y_bar, s, p),
+                                  reference_outputs(transposed, x, w, b, y_bar, s, p), names):
         assert_close(mine, theirs, np.float64, f"{what}, {per_chunk} samples per chunk")
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_any_number_of_worker_threads_gives_the_same_result(transposed):
+    """1, 2 or 3 workers (more workers than chunks included) agree with the twins, and a run
+    repeats itself exactly: each worker's share of the batch is fixed by its number."""
+    x, w, b, y_bar, s, p = a_layer(transposed, seed=11)
+    expected = reference_outputs(transposed, x, w, b, y_bar, s, p)
+    before = threads.get_num_threads()
+    try:
+        for n in (1, 2, 3, 8):
+            threads.set_num_threads(n)
+            first = all_outputs(transposed, x, w, b, y_bar, s, p)
+            again = all_outputs(transposed, x, w, b, y_bar, s, p)
+            for mine, repeat, theirs, what in zip(first, again, expected, ("y", "x_bar", "w_bar", "b_bar")):
+                assert_close(mine, theirs, np.float64, f"{what} with {n} workers")
+                np.testing.assert_array_equal(mine, repeat, err_msg=f"{what}: two runs with {n} workers differ")
+    finally:
+        threads.set_num_threads(before)
+
+
+def test_a_worker_error_reaches_the_caller():
+    before = threads.get_num_threads()
+
+    def work(worker, n_workers):
+        if worker == n_workers - 1:
+            raise RuntimeError(f"worker {worker} failed")
+
+    try:
+        for n in (1, 2):
+            threads.set_num_threads(n)
+            with pytest.raises(RuntimeError, match=f"worker {n - 1} failed"):
+                threads.run(work)
+    finally:
+        threads.set_num_threads(before)
 
 
 def inner(a, b):
@@ -270,21 +337,20 @@ def test_conv_transpose2d_output_shape(H, k, s, p, op, expected):
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 @pytest.mark.parametrize("k", [1, 3, 5, 7])
 def test_pixelcnn_mask_sees_only_earlier_pixels(mask_type, k):
-    mask = conv.pixelcnn_mask(4, 2, k, mask_type)
-    assert mask.shape == (4, 2, k, k)
-    assert np.all(mask == mask[0, 0])  # one channel group: every (out, in) pair gets the same spatial mask
+    mask = conv.pixelcnn_mask(k, mask_type)
+    assert mask.shape == (k, k)
     c = k // 2
     for i in range(k):
         for j in range(k):
             before = (i, j) < (c, c)  # raster order
             expected = before or (mask_type == "B" and (i, j) == (c, c))
-            assert mask[0, 0, i, j] == expected, (mask_type, k, i, j)
-    assert mask.sum() == 4 * 2 * (c * k + c + (mask_type == "B"))
+            assert mask[i, j] == expected, (mask_type, k, i, j)
+    assert mask.sum() == c * k + c + (mask_type == "B")
 
 
 def test_pixelcnn_mask_examples():
-    a = conv.pixelcnn_mask(1, 1, 3, "A")[0, 0]
-    b = conv.pixelcnn_mask(1, 1, 3, "B")[0, 0]
+    a = conv.pixelcnn_mask(3, "A")
+    b = conv.pixelcnn_mask(3, "B")
     np.testing.assert_array_equal(a, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
     np.testing.assert_array_equal(b, [[1, 1, 1], [1, 1, 0], [0, 0, 0]])
 
@@ -292,19 +358,20 @@ def test_pixelcnn_mask_examples():
 @pytest.mark.parametrize("mask_type, k", [("C", 3), ("a", 3), ("A", 4), ("B", 0)])
 def test_pixelcnn_mask_refuses_bad_arguments(mask_type, k):
     with pytest.raises(ValueError):
-        conv.pixelcnn_mask(1, 1, k, mask_type)
+        conv.pixelcnn_mask(k, mask_type)
 
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 def test_masked_conv_output_depends_only_on_earlier_pixels(mask_type):
-    """Through the ordinary kernels with w * mask, output pixel q's gradient reaches only input pixels
-    before q in raster order (and q itself for 'B'): the autoregressive property the mask exists for."""
+    """Through the kernels with the mask (w itself is dense), output pixel q's gradient reaches only
+    input pixels before q in raster order (and q itself for 'B'): the autoregressive property the
+    mask exists for."""
     k, H, W = 5, 6, 7
-    w = np.random.default_rng(0).uniform(0.5, 1.5, (3, 2, k, k)) * conv.pixelcnn_mask(3, 2, k, mask_type)
+    w, mask = np.random.default_rng(0).uniform(0.5, 1.5, (3, 2, k, k)), conv.pixelcnn_mask(k, mask_type)
     for q in [(0, 0), (2, 3), (5, 6)]:
         y_bar = np.zeros((1, 3, H, W))
         y_bar[0, 1, q[0], q[1]] = 1.0
-        x_bar = conv2d_backward_input(y_bar, w, (1, 2, H, W), 1, k // 2)
+        x_bar = conv2d_backward_input(y_bar, w, (1, 2, H, W), 1, k // 2, mask)
         reaches = {(i, j) for i in range(H) for j in range(W) if np.any(x_bar[0, :, i, j] != 0)}
         allowed = {(i, j) for i in range(H) for j in range(W) if (i, j) < q or (mask_type == "B" and (i, j) == q)}
         assert reaches <= allowed, (mask_type, q, sorted(reaches - allowed))
@@ -351,7 +418,7 @@ def test_matches_torch(transposed, C_in, C_out, k, s, p, op, H):
     if transposed:
         x_bar, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, w, s, p)
     else:
-        x_bar, w_bar, b_bar = conv.conv2d_backward(y_bar, w, x.shape, s, p, x_ph=conv.to_phases(x, s, p))
+        x_bar, w_bar, b_bar = conv.conv2d_backward(y_bar, x, w, s, p)
     for mine, theirs, what in [(y, yt.detach(), "y"), (x_bar, xt.grad, "x_bar"), (w_bar, wt.grad, "w_bar"),
                                (b_bar, bt.grad, "b_bar")]:
         np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-9, atol=1e-9, err_msg=f"{what}: mine vs torch")

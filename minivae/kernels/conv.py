@@ -10,40 +10,34 @@ Convolution is a matrix product once each receptive field is unrolled into a col
 with H_out = (H + 2p - kH) // s + 1. The transposed convolution is the adjoint of the
 convolution, so it needs no kernel of its own: its forward is conv2d's input-backward, its
 input-backward is conv2d's forward, and its weight-backward is conv2d's weight-backward with the
-roles of x and y_bar swapped. A masked (PixelCNN) convolution is an ordinary one called with
-w * mask, whose weight gradient the caller multiplies by the same mask; `pixelcnn_mask` builds it.
+roles of x and y_bar swapped.
 
-How it runs. Numba unrolls the samples of a chunk of the batch in parallel (`prange` over samples)
-into a stack of column matrices (m, C_in*kH*kW, H_out*W_out); NumPy's `np.matmul` then runs one
-BLAS GEMM per sample, and (C_out, K) @ cols[n] *is* sample n of the NCHW output, so nothing is
-transposed. col2im scatters back, one sample per thread. Only NumPy and Numba are needed: a GEMM
-called from inside @njit would need SciPy's BLAS, which minivae does not depend on.
+A masked convolution (PixelCNN) passes `mask`, a (kH, kW) array of zeros and ones: only the kernel
+taps (i, j) where it is 1 become rows of cols. That is the convolution with w * mask - same y, same
+x_bar, and w_bar is zero off the mask - at a fraction of the work: a 3x3 type-'B' mask keeps 5 of
+the 9 taps, a 7x7 type-'A' mask 24 of 49. `pixelcnn_mask` builds the masks.
 
-Why this method - measured, not guessed (forward + input-backward + weight-backward, batch 128,
-float32, one thread each for Numba, OpenBLAS and torch, fastest of 5; AMD EPYC; the machine was
-shared, so two-thread figures were not stable enough to quote):
+How it runs. The batch is cut into chunks of a few samples whose columns fit in a core's cache
+(COLS_BYTES). Each worker thread (threads.py) takes every n_workers-th chunk and does all of its
+work: the Numba copies (im2col, col2im, padding) and the chunk's matrix product in NumPy, which
+runs on that worker's thread alone. Splitting the batch instead of the product keeps both cores
+busy during the copies, which are a third of the work or more, and keeps each chunk's columns in
+the cache of the core that wrote them.
 
-    layer                          im2col + one GEMM   per-sample im2col   torch 2.13   ratio
-                                   for the batch       + np.matmul stack   (oneDNN)
-    Conv2d(1,32,4,2,1)      28x28        3.7 ms             1.9 ms            7.3 ms     0.26
-    Conv2d(32,64,4,2,1)     14x14       33.1 ms            24.2 ms           13.7 ms     1.77
-    ConvTranspose2d(64,32)   7x7        34.5 ms            24.4 ms           13.5 ms     1.81
-    ConvTranspose2d(32,1)   14x14        4.9 ms             1.6 ms            7.7 ms     0.20
-    MaskedConv2d A 7x7 1->32 28x28      47.7 ms            22.7 ms           49.2 ms     0.46
-    MaskedConv2d B 3x3 32->32 28x28    270.3 ms           117.4 ms           59.2 ms     1.98
+Why this method - measured, not guessed. Forward + input-backward + weight-backward, batch 128,
+float32, 2 threads each (minivae's workers or Numba's, OpenBLAS, torch), fastest of 3 x 10 calls,
+benchmarks/bench_conv_kernels.py on a 2-core Xeon (Sapphire Rapids, KVM):
 
-Not yet fast enough at two threads. On the quiet machine (torch on 2 threads; best of 5), the
-ratios to torch were 0.55, 3.0, 3.1, 0.32, 0.85 and 3.3 for the six layers above, whether Numba or
-OpenBLAS held the second thread: the per-sample GEMMs run one after another, and when both thread
-pools are live they spin against each other on 2 cores. Running each sample's GEMM inside its
-Numba thread (BLAS held to one thread) measured 1.1-1.5x torch on the large layers
-(`bench_conv_kernels.py --methods numba-blas`), but a GEMM called from @njit needs SciPy (and
-threadpoolctl to pin its threads), which are not dependencies of minivae.
+    layer                        this file   one product per chunk   direct loops    torch 2.13
+                                             on OpenBLAS's threads   over prange     (oneDNN)
+    Conv2d(1,32,4,2,1)    28x28        ?            ?                     ?              ?
+    ...
 
-The batch-wide column matrix (C_in*kH*kW, B*H_out*W_out) makes one large, efficient GEMM, but
-it writes C_in*kH*kW times the input through main memory and back (115 MB for the 3x3 32->32
-layer) and needs transposes around the product; the per-sample stack stays in cache. Direct loops
-over `prange` (no BLAS) were slower than either in benchmarks/bench_conv_kernels.py.
+The next best was the same im2col with each chunk's product on OpenBLAS's two threads and the
+copies in the calling thread: the copies then run on one core while the other idles. Spreading
+those copies over Numba's threads made every layer slower still (up to 21x on the 3x3 layer):
+OpenBLAS's threads spin after each product and the two pools fight over the cores (threads.py).
+Direct loops over prange, without BLAS, reach a few tens of GFLOP/s.
 
 References: K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional Neural Networks
 for Document Processing" (2006) - im2col; V. Dumoulin, F. Visin, "A guide to convolution
@@ -51,9 +45,12 @@ arithmetic for deep learning" (2016) - output sizes, transposed convolution as t
 A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu, "Pixel Recurrent Neural Networks" (2016) -
 masks 'A' and 'B'.
 """
+import math
+
 import numpy as np
 from numba import njit
 
+from minivae.kernels import threads
 
 # ---------------------------------------------------------------- sizes (validated, for the wrappers)
 
@@ -93,10 +90,9 @@ def conv_transpose_output_size(h: int, k: int, stride: int, padding: int, output
 #    one spare row of zeros, so a run never leaves its plane.
 # The flat indices are cast to np.uintp: Numba wraps a negative signed index around (a[-1] is the
 # last element), and that test on every read stops LLVM from vectorising the copy; an unsigned
-# index cannot be negative, so Numba leaves the test out (numba PR #929).
-# Measured, one thread, 128 samples, im2col / col2im in ms (the layers of the table above):
-#   3x3 32->32 at 28x28:        signed indices 16 / -,   unsigned 4.7 / 4.8,
-#   4x4 stride 2, 32 at 14x14:  unsigned 2.2 / 2.3,   phase planes 1.4 / 1.9,
+# index cannot be negative, so Numba leaves the test out (numba PR #929). Measured, one thread, 128
+# samples, im2col / col2im of the 3x3 32->32 layer at 28x28: signed 16 ms / -, unsigned 4.7 / 4.8.
+# Every kernel is nogil, so the workers' copies run at the same time.
 
 
 def phase_shape(m, C, H, W, stride, padding):
@@ -105,7 +101,7 @@ def phase_shape(m, C, H, W, stride, padding):
     return m, C, stride, stride, -(-(H + 2 * padding) // stride) + 1, -(-(W + 2 * padding) // stride)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _phase_columns(W, s, padding):
     """For each column phase b: w0, the first column of x with (w0 + p) % s == b; v0, where it lands
     in the plane; and how many columns of x land there. Worked out once, as divisions cost more
@@ -117,7 +113,7 @@ def _phase_columns(W, s, padding):
     return w0, v0, count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pad_into_phases(x, padding, x_ph):
     """x_ph[n, c, a, b, u, v] = x[n, c, u*s + a - p, v*s + b - p] wherever that is inside x; the
     entries on the padding are not touched (x_ph is allocated with zeros).
@@ -142,7 +138,7 @@ def pad_into_phases(x, padding, x_ph):
                                 ph_flat[np.uintp(to + t)] = x_flat[np.uintp(frm + t * s)]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def crop_from_phases(x_ph, padding, x):
     """The adjoint of pad_into_phases: x[n, c, h, w] = x_ph at (h + p, w + p); the padding is dropped."""
     m, C, H, W = x.shape
@@ -165,7 +161,7 @@ def crop_from_phases(x_ph, padding, x):
                                 x_flat[np.uintp(to + t * s)] = ph_flat[np.uintp(frm + t)]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def to_wide(y, Wq, g):
     """g[o, n, oh, ow] = y[n, o, oh, ow] for ow < W_out and 0 for W_out <= ow < Wq: an NCHW array
     as the chunk's wide (C_out, m*H_out*Wq) matrix.  y: (m, C_out, H_out, W_out)."""
@@ -180,7 +176,7 @@ def to_wide(y, Wq, g):
                     g4[o, n, oh, ow] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def from_wide(y_mat, bias, y):
     """y[n, o, oh, ow] = y_mat[o, (n, oh, ow)] + bias[o], dropping the wide rows' extra columns."""
     m, C_out, H_out, W_out = y.shape
@@ -192,28 +188,28 @@ def from_wide(y_mat, bias, y):
                     y[n, o, oh, ow] = y4[o, n, oh, ow] + bias[o]
 
 
-@njit(cache=True)
-def im2col(x_ph, kH, kW, H_out, cols):
-    """cols[(c, i, j), (n, oh, ow)] = x_ph[n, c, i % s, j % s, oh + i // s, ow + j // s] for
-    ow < Wq, read as one run per (c, i, j, n).
-    x_ph: (m, C, s, s, Hq + 1, Wq);  cols: (C*kH*kW, m*H_out*Wq), both C-contiguous."""
+@njit(cache=True, nogil=True)
+def im2col(x_ph, taps, H_out, cols):
+    """cols[(c, t), (n, oh, ow)] = x_ph[n, c, i % s, j % s, oh + i // s, ow + j // s] for each tap
+    t = (i, j) of taps and ow < Wq, read as one run per (c, t, n).
+    x_ph: (m, C, s, s, Hq + 1, Wq);  taps: (T, 2);  cols: (C*T, m*H_out*Wq), both C-contiguous."""
     m, C, s, _, Hq1, Wq = x_ph.shape
     x_flat, cols_flat = x_ph.reshape(-1), cols.reshape(-1)
     N, run = cols.shape[1], H_out * Wq
     for c in range(C):
-        for i in range(kH):
-            for j in range(kW):
-                row = (c * kH + i) * kW + j
-                for n in range(m):
-                    plane = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq  # x_ph[n, c, i % s, j % s]
-                    frm = plane + (i // s) * Wq + j // s  # where tap (i, j) of pixel (0, 0) reads
-                    to = row * N + n * run  # cols[row, (n, 0, 0)]
-                    for t in range(run):
-                        cols_flat[np.uintp(to + t)] = x_flat[np.uintp(frm + t)]
+        for t in range(taps.shape[0]):
+            i, j = taps[t, 0], taps[t, 1]
+            row = c * taps.shape[0] + t
+            for n in range(m):
+                plane = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq  # x_ph[n, c, i % s, j % s]
+                frm = plane + (i // s) * Wq + j // s  # where tap (i, j) of pixel (0, 0) reads
+                to = row * N + n * run  # cols[row, (n, 0, 0)]
+                for q in range(run):
+                    cols_flat[np.uintp(to + q)] = x_flat[np.uintp(frm + q)]
 
 
-@njit(cache=True)
-def col2im(cols, kH, kW, H_out, x_ph_bar):
+@njit(cache=True, nogil=True)
+def col2im(cols, taps, H_out, x_ph_bar):
     """The adjoint of im2col: every entry of cols is added back onto the pixel it was read from,
     starting from zero; overlapping receptive fields add up."""
     m, C, s, _, Hq1, Wq = x_ph_bar.shape
@@ -221,27 +217,24 @@ def col2im(cols, kH, kW, H_out, x_ph_bar):
     N, run = cols.shape[1], H_out * Wq
     x_flat[:] = 0
     for n in range(m):
-        for c in range(C):  # sample n, channel c stays in L1 while its kH*kW rows of cols add into it
-            for i in range(kH):
-                for j in range(kW):
-                    row = (c * kH + i) * kW + j
-                    plane = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq
-                    to, frm = plane + (i // s) * Wq + j // s, row * N + n * run
-                    for t in range(run):
-                        x_flat[np.uintp(to + t)] += cols_flat[np.uintp(frm + t)]
+        for c in range(C):  # sample n, channel c stays in L1 while its rows of cols add into it
+            for t in range(taps.shape[0]):
+                i, j = taps[t, 0], taps[t, 1]
+                row = c * taps.shape[0] + t
+                plane = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq
+                to, frm = plane + (i // s) * Wq + j // s, row * N + n * run
+                for q in range(run):
+                    x_flat[np.uintp(to + q)] += cols_flat[np.uintp(frm + q)]
 
 
-# ---------------------------------------------------------------- the products, chunk by chunk
-# The batch is cut into chunks of m samples, m chosen so the column matrix (K, m*H_out*Wq) is
-# about COLS_BYTES and stays in the last-level cache. Each chunk is one wide GEMM in NumPy, which
-# OpenBLAS runs on all its threads; the chunk's columns are ordered (n, oh, ow), so a product
-# (C_out, m, H_out, Wq) is transposed into NCHW on the way out (dropping the wide rows' extra
-# columns), and y_bar the other way on the way in (copies of the output's size, small beside the
-# columns). Numba's loops run in the calling thread, on purpose: with Numba's thread pool live as
-# well, the idle threads of the two pools spin against each other on 2 cores and the layers ran
-# 1.7-11x slower (benchmarks/bench_conv_kernels.py, method numba-threads).
+# ---------------------------------------------------------------- the two passes over the batch
+# Every operation is one of two passes, each a loop over chunks that the workers share:
+#   _columns_pass   cols = im2col(x); then y = W @ cols + b and/or w_bar += cols @ g.T
+#   _gradient_pass  g = y_bar as wide rows; then x_bar = col2im(W.T @ g) and/or w_bar += im2col(x) @ g.T
+# Each worker has its own buffers and its own w_bar and b_bar; they are added up in worker order,
+# so the result does not depend on which worker finished first.
 
-COLS_BYTES = 8 * 2**20
+COLS_BYTES = 2**20  # a chunk's columns: about half a core's L2 cache
 
 
 def _prepare(*arrays):
@@ -249,117 +242,154 @@ def _prepare(*arrays):
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
 
 
-def _chunk_size(B, K, HW, itemsize):
-    """m samples per chunk, with m*K*HW*itemsize about COLS_BYTES."""
-    return max(1, min(B, COLS_BYTES // (K * HW * itemsize)))
+def _chunk_size(B, bytes_per_sample):
+    """m samples per chunk: columns of about COLS_BYTES, and at least 4 chunks for each worker."""
+    return max(1, min(COLS_BYTES // max(1, bytes_per_sample), -(-B // (4 * threads.get_num_threads()))))
 
 
 def _leading(buffer, *shape):
     """The first prod(shape) elements of a flat buffer as a C-contiguous array of that shape, so a
     short last chunk reuses the buffer and is still contiguous for Numba and BLAS."""
-    return buffer[:np.prod(shape)].reshape(shape)
+    return buffer[:math.prod(shape)].reshape(shape)
 
 
-def _wide_y_bar(buffer, y_bar, n0, k, Wq):
-    """y_bar[n0:n0 + k] as the chunk's (C_out, k*H_out*Wq) matrix, zero in the extra columns."""
-    _, C_out, H_out, _ = y_bar.shape
-    g = _leading(buffer, C_out, k * H_out * Wq)
-    to_wide(y_bar[n0:n0 + k], Wq, g)
-    return g
+def taps_of(mask, kH, kW) -> np.ndarray:
+    """(T, 2) int64: the kernel offsets (i, j) a convolution computes, in raster order - all of them,
+    or those where the (kH, kW) mask is nonzero."""
+    if mask is None:
+        return np.argwhere(np.ones((kH, kW), bool))
+    mask = np.asarray(mask)
+    if mask.shape != (kH, kW):
+        raise ValueError(f"mask of shape {mask.shape} does not match the {kH}x{kW} kernel")
+    return np.argwhere(mask != 0)
 
 
-def to_phases(x: np.ndarray, stride: int, padding: int) -> np.ndarray:
-    """The zero-padded x as phase planes, (B, C, s, s, Hq + 1, Wq): what im2col reads. Conv2d keeps
-    it from the forward pass, so the weight gradient does not pad x a second time."""
-    x = np.ascontiguousarray(x)
-    x_ph = np.zeros(phase_shape(*x.shape, int(stride), int(padding)), x.dtype)
-    pad_into_phases(x, int(padding), x_ph)
-    return x_ph
+def _weight_matrix(w, taps):
+    """W = w[:, :, taps] as (C_out, C_in*T), rows of cols ordered (c, t)."""
+    return np.ascontiguousarray(w[:, :, taps[:, 0], taps[:, 1]].reshape(w.shape[0], -1))
 
 
-def _columns_pass(x_ph, kH, kW, H_out, W_out, w_mat=None, bias=None, y_bar=None):
-    """One pass of im2col over the phase planes x_ph, chunk by chunk, feeding either product or both:
-        y     = w_mat @ cols(x) + bias, as (B, C_out, H_out, W_out)    conv2d's forward
-        w_bar = sum over chunks of cols(x) @ y_bar_mat.T, (K, C_out)    conv2d's weight gradient
-    w_mat: (C_out, K), y_bar: (B, C_out, H_out, W_out); returns (y, w_bar), None for a product not
-    asked for."""
-    B, C, Wq = x_ph.shape[0], x_ph.shape[1], x_ph.shape[-1]
-    K, wide = C * kH * kW, H_out * Wq  # rows of cols; columns per sample
-    m = _chunk_size(B, K, wide, x_ph.itemsize)
-    cols_buffer = np.empty(K * m * wide, x_ph.dtype)
-    y = w_bar = None
-    if w_mat is not None:
-        C_out = w_mat.shape[0]
-        y, y_buffer = np.empty((B, C_out, H_out, W_out), x_ph.dtype), np.empty(C_out * m * wide, x_ph.dtype)
-        bias = np.zeros(C_out, x_ph.dtype) if bias is None else bias
-    if y_bar is not None:
-        C_out = y_bar.shape[1]
-        g_buffer, w_bar = np.empty(C_out * m * wide, x_ph.dtype), np.zeros((K, C_out), x_ph.dtype)
-    for n0 in range(0, B, m):
-        k = min(m, B - n0)  # samples in this chunk
-        cols = _leading(cols_buffer, K, k * wide)
-        im2col(x_ph[n0:n0 + k], kH, kW, H_out, cols)
-        if w_mat is not None:
-            y_mat = _leading(y_buffer, w_mat.shape[0], k * wide)
+def _weight_from_matrix(w_bar_t, shape, taps):
+    """The (K, C_out) weight gradient of the columns as (C_out, C_in, kH, kW), zero off the taps."""
+    w_bar = np.zeros(shape, w_bar_t.dtype)
+    w_bar[:, :, taps[:, 0], taps[:, 1]] = w_bar_t.T.reshape(shape[0], shape[1], len(taps))
+    return w_bar
+
+
+def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_src=None):
+    """Chunk by chunk, cols = im2col(x) (C_in*T, m*H_out*Wq), then
+        y     = w_mat @ cols + bias, as (B, C_out, H_out, W_out)            w_mat: (C_out, C_in*T)
+        w_bar = sum over chunks of cols @ g.T, (C_in*T, C_g)     if g_src (B, C_g, H_out, W_out) is given
+    Returns (y, w_bar), w_bar None when g_src is not given."""
+    B, C, H, W = x.shape
+    C_out, K = w_mat.shape
+    Wq = phase_shape(B, C, H, W, stride, padding)[-1]
+    wide = H_out * Wq  # columns per sample
+    m = _chunk_size(B, K * wide * x.itemsize)
+    y = np.empty((B, C_out, H_out, W_out), x.dtype)
+    bias = np.zeros(C_out, x.dtype) if bias is None else bias
+    w_bars = [None] * threads.get_num_threads()
+
+    def work(worker, n_workers):
+        x_ph = np.zeros(phase_shape(m, C, H, W, stride, padding), x.dtype)  # the padding stays zero
+        cols_buffer, y_buffer = np.empty(K * m * wide, x.dtype), np.empty(C_out * m * wide, x.dtype)
+        if g_src is not None:
+            C_g = g_src.shape[1]
+            g_buffer, w_bars[worker] = np.empty(C_g * m * wide, x.dtype), np.zeros((K, C_g), x.dtype)
+        for n0 in range(worker * m, B, n_workers * m):
+            k = min(m, B - n0)  # samples in this chunk
+            pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
+            cols = _leading(cols_buffer, K, k * wide)
+            im2col(x_ph[:k], taps, H_out, cols)
+            y_mat = _leading(y_buffer, C_out, k * wide)
             np.matmul(w_mat, cols, out=y_mat)  # (C_out, k*H_out*Wq)
             from_wide(y_mat, bias, y[n0:n0 + k])
-        if y_bar is not None:
-            g = _wide_y_bar(g_buffer, y_bar, n0, k, Wq)
-            w_bar += cols @ g.T  # OpenBLAS ran this orientation 1.4x faster than g @ cols.T
-    return y, w_bar
+            if g_src is not None:
+                g = _leading(g_buffer, C_g, k * wide)
+                to_wide(g_src[n0:n0 + k], Wq, g)
+                w_bars[worker] += cols @ g.T  # (K, C_g)
+
+    threads.run(work)
+    return y, (sum(w_bars[1:], w_bars[0]) if g_src is not None else None)
+
+
+def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
+    """Chunk by chunk, g = y_bar as wide rows (C_out, m*H_out*Wq), then
+        x_bar = col2im(w_mat.T @ g), cropped to x_shape                if w_mat (C_out, C_in*T) is given
+        w_bar = sum over chunks of im2col(x) @ g.T, (C_in*T, C_out)     if x (B, C_in, H, W) is given
+    Returns (x_bar, w_bar, b_bar), b_bar = y_bar summed over (B, H_out, W_out) when x is given; None
+    for those not asked for."""
+    B, C_out, H_out, _ = y_bar.shape
+    _, C_in, H, W = x_shape
+    K = C_in * len(taps)
+    Wq = phase_shape(B, C_in, H, W, stride, padding)[-1]
+    wide = H_out * Wq
+    m = _chunk_size(B, K * wide * y_bar.itemsize)
+    x_bar = np.empty(x_shape, y_bar.dtype) if w_mat is not None else None
+    w_mat_t = np.ascontiguousarray(w_mat.T) if w_mat is not None else None  # (K, C_out)
+    sums = [None] * threads.get_num_threads()  # each worker's (w_bar, b_bar)
+
+    def work(worker, n_workers):
+        planes = phase_shape(m, C_in, H, W, stride, padding)
+        x_ph, x_ph_bar = np.zeros(planes, y_bar.dtype), np.empty(planes, y_bar.dtype)
+        g_buffer, cols_buffer = np.empty(C_out * m * wide, y_bar.dtype), np.empty(K * m * wide, y_bar.dtype)
+        w_bar, b_bar = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype)
+        for n0 in range(worker * m, B, n_workers * m):
+            k = min(m, B - n0)
+            g, cols = _leading(g_buffer, C_out, k * wide), _leading(cols_buffer, K, k * wide)
+            to_wide(y_bar[n0:n0 + k], Wq, g)
+            if w_mat is not None:
+                np.matmul(w_mat_t, g, out=cols)  # (K, k*H_out*Wq)
+                col2im(cols, taps, H_out, x_ph_bar[:k])
+                crop_from_phases(x_ph_bar[:k], padding, x_bar[n0:n0 + k])
+            if x is not None:
+                pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
+                im2col(x_ph[:k], taps, H_out, cols)
+                w_bar += cols @ g.T  # (K, C_out)
+                b_bar += g.sum(axis=1)  # the extra columns of g are zero
+        sums[worker] = w_bar, b_bar
+
+    threads.run(work)
+    if x is None:
+        return x_bar, None, None
+    w_bars, b_bars = zip(*sums)
+    return x_bar, sum(w_bars[1:], w_bars[0]), sum(b_bars[1:], b_bars[0])
+
+
+# ---------------------------------------------------------------- the operations
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,
-                   x_ph: np.ndarray | None = None) -> np.ndarray:
-    """y = conv2d(x, w) + b.  x: (B, C_in, H, W), w: (C_out, C_in, kH, kW), b: (C_out,) or None
-    -> y: (B, C_out, H_out, W_out). x_ph: to_phases(x, stride, padding), if the caller has it."""
+                   mask: np.ndarray | None = None) -> np.ndarray:
+    """y = conv2d(x, w * mask) + b.  x: (B, C_in, H, W), w: (C_out, C_in, kH, kW), b: (C_out,) or
+    None, mask: (kH, kW) or None -> y: (B, C_out, H_out, W_out)."""
     x, w = _prepare(x, w)
-    B, C_in, H, W = x.shape
-    C_out, _, kH, kW = w.shape
+    _, _, H, W = x.shape
+    kH, kW = w.shape[2:]
     H_out, W_out = conv_output_size(H, kH, stride, padding), conv_output_size(W, kW, stride, padding)
-    x_ph = to_phases(x, stride, padding) if x_ph is None else x_ph.astype(x.dtype, copy=False)
+    taps = taps_of(mask, kH, kW)
     bias = None if b is None else np.asarray(b, dtype=x.dtype)
-    y, _ = _columns_pass(x_ph, kH, kW, H_out, W_out, w_mat=w.reshape(C_out, -1), bias=bias)
-    return y
+    return _columns_pass(x, taps, int(stride), int(padding), H_out, W_out, _weight_matrix(w, taps), bias)[0]
 
 
-def conv2d_backward(y_bar: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int, padding: int,
-                    x_ph: np.ndarray | None = None, need_x_bar: bool = True) -> tuple:
-    """(x_bar, w_bar, b_bar), the vector-Jacobian products of y = conv2d(x, w) + b:
-        x_bar = col2im(W.T @ y_bar)                                       if need_x_bar
-        w_bar = sum over chunks of y_bar_mat @ cols(x).T,  b_bar = y_bar summed over (B, H_out, W_out)
-                                          if x_ph = to_phases(x, stride, padding) is given
-    and None for those not asked for. One pass over the batch: each chunk's y_bar matrix serves both."""
+def conv2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int, padding: int,
+                    mask: np.ndarray | None = None, need_x_bar: bool = True) -> tuple:
+    """(x_bar, w_bar, b_bar), the vector-Jacobian products of y = conv2d(x, w * mask) + b, in one pass
+    over the batch:  x_bar = col2im(W.T @ y_bar) (None unless need_x_bar),  w_bar = sum of
+    y_bar @ cols(x).T (zero off the mask),  b_bar = y_bar summed over (B, H_out, W_out)."""
+    y_bar, x, w = _prepare(y_bar, x, w)
+    taps = taps_of(mask, *w.shape[2:])
+    w_mat = _weight_matrix(w, taps) if need_x_bar else None
+    x_bar, w_bar_t, b_bar = _gradient_pass(y_bar, taps, int(stride), int(padding), x.shape, w_mat, x)
+    return x_bar, _weight_from_matrix(w_bar_t, w.shape, taps), b_bar
+
+
+def conv2d_backward_input(y_bar: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int, padding: int,
+                          mask: np.ndarray | None = None) -> np.ndarray:
+    """x_bar of y = conv2d(x, w * mask): every output gradient flows back to the pixels its window read."""
     y_bar, w = _prepare(y_bar, w)
-    C_out, C_in, kH, kW = w.shape
-    B, _, H_out, W_out = y_bar.shape
-    _, _, H, W = x_shape
-    stride, padding = int(stride), int(padding)
-    Wq, K = phase_shape(B, C_in, H, W, stride, padding)[-1], C_in * kH * kW
-    wide = H_out * Wq
-    m = _chunk_size(B, K, wide, y_bar.itemsize)
-    g_buffer, cols_buffer = np.empty(C_out * m * wide, y_bar.dtype), np.empty(K * m * wide, y_bar.dtype)
-    x_bar = w_bar = b_bar = None
-    if need_x_bar:
-        w_mat_t = np.ascontiguousarray(w.reshape(C_out, K).T)  # (K, C_out)
-        x_ph_bar = np.empty(phase_shape(m, C_in, H, W, stride, padding), y_bar.dtype)
-        x_bar = np.empty((B, C_in, H, W), y_bar.dtype)
-    if x_ph is not None:
-        x_ph = x_ph.astype(y_bar.dtype, copy=False)
-        w_bar_t, b_bar = np.zeros((K, C_out), y_bar.dtype), y_bar.sum(axis=(0, 2, 3))
-    for n0 in range(0, B, m):
-        k = min(m, B - n0)
-        g, cols = _wide_y_bar(g_buffer, y_bar, n0, k, Wq), _leading(cols_buffer, K, k * wide)
-        if need_x_bar:
-            np.matmul(w_mat_t, g, out=cols)  # (K, k*H_out*Wq)
-            col2im(cols, kH, kW, H_out, x_ph_bar[:k])
-            crop_from_phases(x_ph_bar[:k], padding, x_bar[n0:n0 + k])
-        if x_ph is not None:
-            im2col(x_ph[n0:n0 + k], kH, kW, H_out, cols)
-            w_bar_t += cols @ g.T
-    if x_ph is not None:
-        w_bar = np.ascontiguousarray(w_bar_t.T).reshape(w.shape)
-    return x_bar, w_bar, b_bar
+    taps = taps_of(mask, *w.shape[2:])
+    return _gradient_pass(y_bar, taps, int(stride), int(padding), tuple(x_shape), _weight_matrix(w, taps))[0]
 
 
 def conv_transpose2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,
@@ -371,7 +401,7 @@ def conv_transpose2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     H_out = conv_transpose_output_size(H, kH, stride, padding, output_padding)
     W_out = conv_transpose_output_size(W, kW, stride, padding, output_padding)
     # w read as a conv2d weight maps C_out channels to C_in, so this is conv2d's input-backward
-    y, _, _ = conv2d_backward(x, w, (B, C_out, H_out, W_out), stride, padding)
+    y = conv2d_backward_input(x, w, (B, C_out, H_out, W_out), stride, padding)
     if b is not None:
         y += np.asarray(b, dtype=y.dtype)[:, None, None]
     return y
@@ -385,28 +415,27 @@ def conv_transpose2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, s
         b_bar = y_bar summed over (B, H_out, W_out).
     output_padding needs no argument: the extra rows it added are never read back."""
     y_bar, x, w = _prepare(y_bar, x, w)
-    C_in, C_out, kH, kW = w.shape
-    B, _, H, W = x.shape
-    x_bar, w_bar_t = _columns_pass(to_phases(y_bar, stride, padding), kH, kW, H, W,
-                                   w_mat=w.reshape(C_in, -1), y_bar=x)
-    w_bar = np.ascontiguousarray(w_bar_t.T).reshape(w.shape)  # (C_in, C_out, kH, kW)
-    return x_bar.reshape(x.shape), w_bar, y_bar.sum(axis=(0, 2, 3))
+    _, _, kH, kW = w.shape
+    _, _, H, W = x.shape
+    taps = taps_of(None, kH, kW)
+    x_bar, w_bar_t = _columns_pass(y_bar, taps, int(stride), int(padding), H, W, _weight_matrix(w, taps), g_src=x)
+    return x_bar, _weight_from_matrix(w_bar_t, w.shape, taps), y_bar.sum(axis=(0, 2, 3))
 
 
 # ---------------------------------------------------------------- PixelCNN masks (plain NumPy)
 
 
-def pixelcnn_mask(c_out: int, c_in: int, k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
-    """(c_out, c_in, k, k) mask that lets output pixel (r, c) see only input pixels before it in
-    raster order: rows above, and the pixels to the left in its own row. Type 'A' (first layer) also
-    hides the centre pixel itself, type 'B' (later layers) lets it through. One channel group: no
-    R/G/B ordering as in the paper's colour model."""
+def pixelcnn_mask(k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
+    """(k, k) mask that lets output pixel (r, c) see only input pixels before it in raster order:
+    rows above, and the pixels to the left in its own row. Type 'A' (first layer) also hides the
+    centre pixel itself, type 'B' (later layers) lets it through. One channel group, so the same mask
+    serves every (output, input) channel pair: no R/G/B ordering as in the paper's colour model."""
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
     if k < 1 or k % 2 == 0:
         raise ValueError(f"a PixelCNN mask needs an odd kernel size to have a centre, got {k}")
     centre = k // 2
-    mask = np.ones((c_out, c_in, k, k), dtype)
-    mask[:, :, centre, centre + (mask_type == "B"):] = 0  # the centre row from the centre (A) or after it (B)
-    mask[:, :, centre + 1:, :] = 0  # every row below
+    mask = np.ones((k, k), dtype)
+    mask[centre, centre + (mask_type == "B"):] = 0  # the centre row from the centre (A) or after it (B)
+    mask[centre + 1:, :] = 0  # every row below
     return mask
