@@ -1,29 +1,30 @@
 """The convolution kernels against PyTorch, and against the other ways to write them.
 
     python benchmarks/bench_conv_kernels.py [--batch 128] [--repeats 10] [--rounds 3] [--no-compile]
-                                            [--methods conv.py,numba-threads,direct]
+                                            [--methods conv.py,openblas-threads,numba-threads,direct]
 
 For each layer of the conv VAE and the PixelCNN decoder (28x28 images, float32) it times one
 forward + input-backward + weight-backward of:
-  * conv.py: minivae/kernels/conv.py as it stands - im2col of a chunk of the batch on the phase
-    planes (Numba, in the calling thread), one wide GEMM per chunk (NumPy, on OpenBLAS's threads);
-  * numba-threads: the same, with im2col and col2im spread over Numba's threads (prange), to show
-    what a second thread pool beside OpenBLAS's costs on 2 cores;
+  * conv.py: minivae/kernels/conv.py as it stands - minivae's workers each take whole chunks of
+    the batch: im2col (Numba) and the chunk's product (NumPy's BLAS on that worker's thread);
+  * openblas-threads: the same kernels with one worker, each chunk's product on OpenBLAS's own
+    threads and the copies in the calling thread - the method conv.py used before;
+  * numba-threads: openblas-threads with im2col and col2im spread over Numba's threads (prange),
+    to show what a second thread pool beside OpenBLAS's costs;
   * direct: plain loops over prange, no BLAS;
 and PyTorch (its oneDNN kernels) on the same number of threads, when torch is installed.
+Masked layers: the minivae methods pass the mask (only its taps are computed); direct and PyTorch
+multiply w by it, as a PixelCNN in PyTorch does. GFLOP/s counts the dense layer's work for every
+method, so it compares speed, not arithmetic.
 
 Each method, and PyTorch, runs in fresh Python processes of its own, one after another in this
 one run, and the ratio to PyTorch is taken between those figures. Sharing a process is not fair:
-after minivae's GEMMs, OpenBLAS's idle workers keep spinning on the cores and PyTorch's layers
-ran up to 2x slower beside them. The methods take turns for --rounds rounds, because this 2-core
-virtual machine has slow spells of several seconds (the same GEMM 2.5x slower) that would hit a
-single process. ms = the fastest call over all rounds, the median of all calls beside it. The
-last line is the JIT compile time of conv.py, cold (a fresh NUMBA_CACHE_DIR) and from the cache
-that run wrote.
-
-Transposed convolutions run through each method's conv2d pieces (forward = input-backward,
-input-backward = forward, weight-backward with x and y_bar swapped); masked layers multiply w by
-the mask before the forward and w_bar by it after.
+after one library's products, OpenBLAS's idle threads keep spinning on the cores and the next
+library's layers ran up to 2x slower beside them. The methods take turns for --rounds rounds,
+because this 2-core virtual machine has slow spells of several seconds (the same GEMM 2.5x
+slower) that would hit a single process. ms = the fastest call over all rounds, the median of
+all calls beside it. The last line is the JIT compile time of conv.py, cold (a fresh
+NUMBA_CACHE_DIR) and from the cache that run wrote.
 """
 import argparse
 import importlib.util
@@ -39,57 +40,55 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from minivae.kernels import conv  # noqa: E402
+from minivae.kernels import conv, threads  # noqa: E402
 
-# (name, kind, C_in, C_out, k, stride, padding, input size, masked)
+# (name, kind, C_in, C_out, k, stride, padding, input size, mask type)
 LAYERS = [
-    ("Conv2d(1,32,4,2,1)", "conv", 1, 32, 4, 2, 1, 28, False),
-    ("Conv2d(32,64,4,2,1)", "conv", 32, 64, 4, 2, 1, 14, False),
-    ("ConvT2d(64,32,4,2,1)", "convT", 64, 32, 4, 2, 1, 7, False),
-    ("ConvT2d(32,1,4,2,1)", "convT", 32, 1, 4, 2, 1, 14, False),
-    ("masked 7x7 1->32 p3", "conv", 1, 32, 7, 1, 3, 28, True),
-    ("masked 3x3 32->32 p1", "conv", 32, 32, 3, 1, 1, 28, True),
+    ("Conv2d(1,32,4,2,1)", "conv", 1, 32, 4, 2, 1, 28, None),
+    ("Conv2d(32,64,4,2,1)", "conv", 32, 64, 4, 2, 1, 14, None),
+    ("ConvT2d(64,32,4,2,1)", "convT", 64, 32, 4, 2, 1, 7, None),
+    ("ConvT2d(32,1,4,2,1)", "convT", 32, 1, 4, 2, 1, 14, None),
+    ("masked A 7x7 1->32", "conv", 1, 32, 7, 1, 3, 28, "A"),
+    ("masked B 3x3 32->32", "conv", 32, 32, 3, 1, 1, 28, "B"),
 ]
+METHODS = ("conv.py", "openblas-threads", "numba-threads", "direct")
 
 
 # ---------------------------------------------------------------- method: conv.py with threaded copies
 
 
 @njit(parallel=True, cache=True)
-def _im2col_threads(x_ph, kH, kW, H_out, cols):
+def _im2col_threads(x_ph, taps, H_out, cols):
     """conv.im2col with its channel loop spread over Numba's threads (each writes its own rows)."""
     m, C, s, _, Hq1, Wq = x_ph.shape
     x_flat, cols_flat = x_ph.reshape(-1), cols.reshape(-1)
-    N, run = cols.shape[1], H_out * Wq
+    N, run, T = cols.shape[1], H_out * Wq, taps.shape[0]
     for c in prange(C):
-        for i in range(kH):
-            for j in range(kW):
-                row = (c * kH + i) * kW + j
-                for n in range(m):
-                    frm = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq + (i // s) * Wq + j // s
-                    for t in range(run):
-                        cols_flat[np.uintp(row * N + n * run + t)] = x_flat[np.uintp(frm + t)]
+        for t in range(T):
+            i, j = taps[t, 0], taps[t, 1]
+            for n in range(m):
+                frm = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq + (i // s) * Wq + j // s
+                for q in range(run):
+                    cols_flat[np.uintp((c * T + t) * N + n * run + q)] = x_flat[np.uintp(frm + q)]
 
 
 @njit(parallel=True, cache=True)
-def _col2im_threads(cols, kH, kW, H_out, x_ph_bar):
+def _col2im_threads(cols, taps, H_out, x_ph_bar):
     """conv.col2im with its sample loop spread over Numba's threads (each adds into its own samples)."""
     m, C, s, _, Hq1, Wq = x_ph_bar.shape
     x_flat, cols_flat = x_ph_bar.reshape(-1), cols.reshape(-1)
-    N, run = cols.shape[1], H_out * Wq
+    N, run, T = cols.shape[1], H_out * Wq, taps.shape[0]
     for n in prange(m):
         x_ph_bar[n] = 0
         for c in range(C):
-            for i in range(kH):
-                for j in range(kW):
-                    row = (c * kH + i) * kW + j
-                    to = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq + (i // s) * Wq + j // s
-                    for t in range(run):
-                        x_flat[np.uintp(to + t)] += cols_flat[np.uintp(row * N + n * run + t)]
+            for t in range(T):
+                i, j = taps[t, 0], taps[t, 1]
+                to = (((n * C + c) * s + i % s) * s + j % s) * Hq1 * Wq + (i // s) * Wq + j // s
+                for q in range(run):
+                    x_flat[np.uintp(to + q)] += cols_flat[np.uintp((c * T + t) * N + n * run + q)]
 
 
 # ---------------------------------------------------------------- method: direct loops over prange
@@ -188,23 +187,21 @@ def layer_step(method, kind, x, w, b, s, p, mask, y_bar):
     """A closure doing forward + input-backward + weight-backward of one layer with one method,
     as minivae's Conv2d / ConvTranspose2d Functions call them."""
     def step():
-        w_used = w * mask if mask is not None else w
-        if method == "direct" and kind == "conv":
-            direct_forward(x, w_used, b, s, p)
-            direct_backward_input(y_bar, w_used, x.shape, s, p)
-            w_bar = direct_backward_weight(x, y_bar, w.shape, s, p)
-        elif method == "direct":  # the transposed conv composed from conv2d's pieces, as the adjoint
+        if method == "direct":
+            w_used = w * mask if mask is not None else w
+            if kind == "conv":
+                direct_forward(x, w_used, b, s, p)
+                direct_backward_input(y_bar, w_used, x.shape, s, p)
+                return direct_backward_weight(x, y_bar, w.shape, s, p)
+            # the transposed conv composed from conv2d's pieces, as the adjoint
             direct_backward_input(x, w_used, y_bar.shape, s, p) + b[None, :, None, None]
             direct_forward(y_bar, w_used, None, s, p)
-            w_bar = direct_backward_weight(y_bar, x, w.shape, s, p)
-        elif kind == "conv":
-            x_ph = conv.to_phases(x, s, p)
-            conv.conv2d_forward(x, w_used, b, s, p, x_ph=x_ph)
-            _, w_bar, _ = conv.conv2d_backward(y_bar, w_used, x.shape, s, p, x_ph=x_ph)
-        else:
-            conv.conv_transpose2d_forward(x, w_used, b, s, p, 0)
-            _, w_bar, _ = conv.conv_transpose2d_backward(y_bar, x, w_used, s, p)
-        return w_bar * mask if mask is not None else w_bar
+            return direct_backward_weight(y_bar, x, w.shape, s, p)
+        if kind == "conv":
+            conv.conv2d_forward(x, w, b, s, p, mask)
+            return conv.conv2d_backward(y_bar, x, w, s, p, mask)[1]
+        conv.conv_transpose2d_forward(x, w, b, s, p, 0)
+        return conv.conv_transpose2d_backward(y_bar, x, w, s, p)[1]
     return step
 
 
@@ -246,20 +243,23 @@ def milliseconds(step, repeats):
 
 def run_one_method(method, batch, repeats):
     """Time one method (or torch) in this process; print one JSON line per layer."""
+    n_threads = threads.get_num_threads()
+    if method in ("openblas-threads", "numba-threads"):
+        threads.set_num_threads(1)  # one worker: the products go to OpenBLAS's threads
     if method == "numba-threads":
         conv.im2col, conv.col2im = _im2col_threads, _col2im_threads
     if method == "torch":
         import torch
-        torch.set_num_threads(numba.get_num_threads())
+        torch.set_num_threads(n_threads)
     rng = np.random.default_rng(0)
-    for name, kind, C_in, C_out, k, s, p, H, masked in LAYERS:
+    for name, kind, C_in, C_out, k, s, p, H, mask_type in LAYERS:
         x = rng.standard_normal((batch, C_in, H, H)).astype(np.float32)
         w_shape = (C_out, C_in, k, k) if kind == "conv" else (C_in, C_out, k, k)
         w = (rng.standard_normal(w_shape) / np.sqrt(C_in * k * k)).astype(np.float32)
         b = rng.standard_normal(C_out).astype(np.float32)
-        mask = conv.pixelcnn_mask(C_out, C_in, k, "B") if masked else None
-        y = conv.conv2d_forward(x, w, b, s, p) if kind == "conv" else conv.conv_transpose2d_forward(x, w, b, s, p, 0)
-        y_bar = rng.standard_normal(y.shape).astype(np.float32)
+        mask = conv.pixelcnn_mask(k, mask_type) if mask_type else None
+        H_out = conv.conv_output_size(H, k, s, p) if kind == "conv" else conv.conv_transpose_output_size(H, k, s, p, 0)
+        y_bar = rng.standard_normal((batch, C_out, H_out, H_out)).astype(np.float32)
         make_step = torch_step if method == "torch" else partial(layer_step, method)
         ms = milliseconds(make_step(kind, x, w, b, s, p, mask, y_bar), repeats)
         print(json.dumps({"layer": name, "gflop": flops(kind, batch, C_in, C_out, k, s, p, H) / 1e9,
@@ -276,7 +276,7 @@ from minivae.kernels import conv
 t1 = time.perf_counter()
 x = np.ones((2, 3, 8, 8), np.float32); w = np.ones((4, 3, 3, 3), np.float32); wt = np.ones((3, 4, 3, 3), np.float32)
 y = conv.conv2d_forward(x, w, None, 1, 1)
-conv.conv2d_backward(y, w, x.shape, 1, 1, x_ph=conv.to_phases(x, 1, 1))
+conv.conv2d_backward(y, x, w, 1, 1)
 yt = conv.conv_transpose2d_forward(x, wt, None, 2, 1, 1)
 conv.conv_transpose2d_backward(yt, x, wt, 2, 1)
 t2 = time.perf_counter()
@@ -301,7 +301,7 @@ def main():
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per layer in each process")
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per method")
-    parser.add_argument("--methods", default="conv.py,numba-threads,direct")
+    parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: time this one method (or torch) here
     args = parser.parse_args()
@@ -309,9 +309,9 @@ def main():
         return run_one_method(args.one, args.batch, args.repeats)
 
     methods = args.methods.split(",")
-    unknown = set(methods) - {"conv.py", "numba-threads", "direct"}
+    unknown = set(methods) - set(METHODS)
     if unknown:
-        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from conv.py, numba-threads, direct")
+        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     has_torch = importlib.util.find_spec("torch") is not None
     columns = methods + ["torch"] * has_torch
     times = {method: [[] for _ in LAYERS] for method in columns}
@@ -327,7 +327,7 @@ def main():
             print(f"round {round_ + 1}/{args.rounds}: timed {method}", file=sys.stderr, flush=True)
     results = {method: [{"ms": (min(t), float(np.median(t))), "gflop": g} for t, g in zip(times[method], gflop)]
                for method in columns}
-    print(f"batch {args.batch}, float32, {numba.get_num_threads()} threads for Numba, OpenBLAS and torch; "
+    print(f"batch {args.batch}, float32, {threads.get_num_threads()} threads for minivae, Numba, OpenBLAS and torch; "
           f"ms = fastest of {args.rounds} x {args.repeats} calls (median) of forward + input-backward + "
           f"weight-backward; xtorch = ms / torch's ms, each in processes of their own in this run\n")
     print(f"{'layer':<22}" + "".join(f"{m:>29}" for m in columns))

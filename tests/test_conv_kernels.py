@@ -237,22 +237,6 @@ def test_any_number_of_worker_threads_gives_the_same_result(transposed):
         threads.set_num_threads(before)
 
 
-def test_a_worker_error_reaches_the_caller():
-    before = threads.get_num_threads()
-
-    def work(worker, n_workers):
-        if worker == n_workers - 1:
-            raise RuntimeError(f"worker {worker} failed")
-
-    try:
-        for n in (1, 2):
-            threads.set_num_threads(n)
-            with pytest.raises(RuntimeError, match=f"worker {n - 1} failed"):
-                threads.run(work)
-    finally:
-        threads.set_num_threads(before)
-
-
 def inner(a, b):
     return float(np.sum(a * b))
 

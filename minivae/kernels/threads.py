@@ -26,6 +26,7 @@ running everything on one thread.
 import ctypes
 import glob
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -59,10 +60,13 @@ def _find_openblas():
 _openblas = _find_openblas()
 _workers = 1
 _pool = None
+_blas = {"lock": threading.Lock(), "users": 0, "before": 1}  # one_blas_thread's shared state
+_local = threading.local()  # .busy is True inside a worker's work
 
 
 def set_num_threads(n: int) -> None:
-    """Use n worker threads for the convolution kernels (1: all work in the calling thread)."""
+    """Use n worker threads for minivae's kernels; 1 runs everything in the calling thread (and
+    leaves NumPy's BLAS alone), which is also the way to step through a kernel in pdb."""
     global _workers, _pool
     if n < 1:
         raise ValueError(f"need at least one thread, got {n}")
@@ -78,31 +82,47 @@ def get_num_threads() -> int:
 
 @contextmanager
 def one_blas_thread():
-    """NumPy's matrix products run on the calling thread alone inside this block."""
+    """NumPy's matrix products run on the calling thread alone inside this block. Blocks entered
+    from several threads at once share one setting, which the last to leave restores."""
     if _openblas is None:
         yield
         return
     set_, get = _openblas
-    before = get()
-    set_(1)
+    with _blas["lock"]:
+        if _blas["users"] == 0:
+            _blas["before"] = get()
+            set_(1)
+        _blas["users"] += 1
     try:
         yield
     finally:
-        set_(before)
+        with _blas["lock"]:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                set_(_blas["before"])
+
+
+def _as_worker(work, worker, n_workers):
+    _local.busy = True
+    try:
+        work(worker, n_workers)
+    finally:
+        _local.busy = False
 
 
 def run(work) -> None:
     """work(w, n_workers) for every worker w at once, the calling thread being worker 0; returns when
     all have finished and raises the first error any of them raised. Each worker picks its share of
     the tasks by its number (tasks w, w + n_workers, ...), so the split - and every floating-point
-    sum over it - is the same on every run."""
+    sum over it - is the same on every run. Called from inside a worker, it runs work(0, 1) there:
+    the pool's threads are busy, and waiting for them would never end."""
     n = _workers
-    if n == 1:
+    if n == 1 or getattr(_local, "busy", False):
         return work(0, 1)
     with one_blas_thread():
-        others = [_pool.submit(work, w, n) for w in range(1, n)]
+        others = [_pool.submit(_as_worker, work, w, n) for w in range(1, n)]
         try:
-            work(0, n)
+            _as_worker(work, 0, n)
         finally:
             for future in others:
                 future.exception()  # wait for every worker before anyone reads the results

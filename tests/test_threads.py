@@ -1,0 +1,131 @@
+"""minivae's worker threads (kernels/threads.py): the split of the work, the BLAS setting around
+it, errors, and the products shared out among the workers."""
+import threading
+
+import numpy as np
+import pytest
+
+from minivae.kernels import threads
+
+needs_openblas = pytest.mark.skipif(threads._openblas is None, reason="NumPy's BLAS is not an OpenBLAS ctypes can find")
+
+
+@pytest.fixture
+def workers():
+    """Set the number of workers for one test, and put it back after."""
+    before = threads.get_num_threads()
+    yield threads.set_num_threads
+    threads.set_num_threads(before)
+
+
+@needs_openblas
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_run_calls_every_worker_once_and_the_caller_is_worker_0(workers, n):
+    workers(n)
+    seen = {}
+
+    def work(worker, n_workers):
+        seen[worker] = (n_workers, threading.get_ident())
+
+    threads.run(work)
+    assert sorted(seen) == list(range(n))
+    assert {n_workers for n_workers, _ in seen.values()} == {n}
+    assert seen[0][1] == threading.get_ident()
+    assert all(ident != threading.get_ident() for w, (_, ident) in seen.items() if w > 0)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_worker_error_reaches_the_caller(workers, n):
+    workers(n)
+    finished = []
+
+    def work(worker, n_workers):
+        if worker == n_workers - 1:
+            raise RuntimeError(f"worker {worker} failed")
+        finished.append(worker)
+
+    with pytest.raises(RuntimeError, match=f"worker {threads.get_num_threads() - 1} failed"):
+        threads.run(work)
+    assert finished == list(range(threads.get_num_threads() - 1))
+
+
+def test_run_inside_a_worker_runs_there_instead_of_waiting_forever(workers):
+    workers(2)
+    inner = []
+
+    def work(worker, n_workers):
+        threads.run(lambda w, n: inner.append((worker, w, n)))
+
+    threads.run(work)
+    assert sorted(inner) == [(w, 0, 1) for w in range(threads.get_num_threads())]
+
+
+def test_set_num_threads_refuses_zero():
+    with pytest.raises(ValueError, match="at least one thread"):
+        threads.set_num_threads(0)
+
+
+@needs_openblas
+def test_blas_is_held_to_one_thread_inside_and_restored_after(workers):
+    workers(2)
+    set_, get = threads._openblas
+    before = get()
+    inside = []
+    threads.run(lambda w, n: inside.append(get()))
+    assert inside == [1, 1]
+    assert get() == before
+
+    def fail(worker, n_workers):
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        threads.run(fail)
+    assert get() == before
+
+
+@needs_openblas
+def test_blocks_entered_from_two_threads_restore_the_first_setting():
+    """A enters, B enters, A leaves, B leaves: BLAS stays at one thread until B has left too."""
+    _, get = threads._openblas
+    before = get()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with threads.one_blas_thread():
+            a_in.set()
+            b_in.wait()
+        a_out.set()
+
+    def b():
+        a_in.wait()
+        with threads.one_blas_thread():
+            b_in.set()
+            a_out.wait()
+            seen["after a left"] = get()
+
+    ts = [threading.Thread(target=a), threading.Thread(target=b)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert seen["after a left"] == 1
+    assert get() == before
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((300, 200), (200, 150)), ((5, 7), (7, 3)), ((3, 40, 50), (50, 60)),
+                                    ((2, 1, 4, 5), (3, 5, 6))])
+def test_matmul_is_numpys_product(workers, n, dtype, shapes):
+    workers(n)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(shape).astype(dtype) for shape in shapes)
+    y = threads.matmul(a, b)
+    assert y.dtype == dtype and y.shape == (a @ b).shape
+    np.testing.assert_allclose(y, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_matmul_takes_transposed_views(workers):
+    workers(2)
+    rng = np.random.default_rng(1)
+    a_bar, x = rng.standard_normal((128, 400)), rng.standard_normal((128, 784))
+    np.testing.assert_allclose(threads.matmul(a_bar.T, x), a_bar.T @ x, rtol=1e-12)
