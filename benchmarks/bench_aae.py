@@ -11,9 +11,9 @@ concatenated [prior samples, codes], and no discriminator weight gradients in th
 
 Prints ms per step (median of --repeats, the two libraries measured in alternation so that other
 load on the machine hits both alike), minivae's time per phase, and the ratio minivae / PyTorch.
---threads N sets the BLAS threads of both (default: each library's own default). On a machine
-shared with other work, try --threads 1: a two-thread BLAS product waits whenever the other core is
-busy, which makes timings jumpy.
+--threads N sets the BLAS threads of both, and minivae's workers (default: each library's own
+default). On a machine shared with other work, try --threads 1: a two-thread BLAS product waits
+whenever the other core is busy, which makes timings jumpy.
 """
 import argparse
 import os
@@ -37,8 +37,12 @@ if ARGS.threads:  # must be set before NumPy loads OpenBLAS
 
 import numpy as np  # noqa: E402
 
+import minivae  # noqa: E402
 from minivae.models.aae import AAE  # noqa: E402
 from minivae.tensor import Tensor  # noqa: E402
+
+if ARGS.threads:
+    minivae.set_num_threads(ARGS.threads)
 
 
 def minivae_step(batch, prior, seed=0):
@@ -153,7 +157,8 @@ def main():
     medians = alternate(fns, R)
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(f"AAE step (reconstruction + discriminator + generator phases), {ARGS.prior} prior, "
-          f"batch {B}, float32, median of {R}; BLAS threads: {threads}")
+          f"batch {B}, float32, median of {R}; BLAS threads: {threads}, "
+          f"minivae's workers: {minivae.get_num_threads()}")
     print(f"  minivae step                {medians[0] * 1e3:8.2f} ms")
     parts = "  ".join(f"{name} {np.median(t) * 1e3:.2f}" for name, t in phase_times.items())
     print(f"    by phase (ms)             {parts}")

@@ -130,8 +130,7 @@ def main():
     except ImportError:
         print("  torch not installed: no PyTorch comparison (pip install torch)")
         return
-    import numba
-    torch.set_num_threads(numba.get_num_threads())
+    torch.set_num_threads(minivae.get_num_threads())  # as many threads as minivae's workers
     ref = seconds_per_call(torch_step(WIDTHS, B), R)
     print(f"  PyTorch {torch.__version__} step ({torch.get_num_threads()} threads) "
           f"{ref * 1e3:8.2f} ms   ratio minivae / PyTorch {full / ref:.2f}")

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from minivae import data, optim
+from minivae import data, get_num_threads, optim
 from minivae.metrics import iwae_nll
 from minivae.models.vae import VAE
 from minivae.train import fit
@@ -103,8 +103,7 @@ def main():
     except ImportError:
         print("torch not installed: no twin (pip install torch)")
         return
-    import numba
-    torch.set_num_threads(numba.get_num_threads())
+    torch.set_num_threads(get_num_threads())  # as many threads as minivae's workers
     theirs, theirs_s = train_torch(x_train, x_test, args.epochs, args.batch_size,
                                    args.latent_dim, args.conv, args.seed)
     print(f"PyTorch  test -ELBO {theirs:8.2f} nats/image   {theirs_s:6.1f} s/epoch "

@@ -24,20 +24,29 @@ runs on that worker's thread alone. Splitting the batch instead of the product k
 busy during the copies, which are a third of the work or more, and keeps each chunk's columns in
 the cache of the core that wrote them.
 
-Why this method - measured, not guessed. Forward + input-backward + weight-backward, batch 128,
-float32, 2 threads each (minivae's workers or Numba's, OpenBLAS, torch), fastest of 3 x 10 calls,
-benchmarks/bench_conv_kernels.py on a 2-core Xeon (Sapphire Rapids, KVM):
+Why this method - measured, not guessed. Forward + input-backward + weight-backward at batch 128,
+float32, ms (and x torch), fastest of 3 x 10 calls, 2 threads for everyone, each method in
+processes of its own (benchmarks/bench_conv_kernels.py, a 2-core Xeon under KVM, 2026-11-29):
 
-    layer                        this file   one product per chunk   direct loops    torch 2.13
-                                             on OpenBLAS's threads   over prange     (oneDNN)
-    Conv2d(1,32,4,2,1)    28x28        ?            ?                     ?              ?
-    ...
+    layer                 this file      one worker,         copies on Numba's   direct loops    torch 2.13
+                          (workers)      products on         threads, products   over prange     (oneDNN)
+                                         OpenBLAS's threads  on OpenBLAS's
+    Conv2d(1,32,4,2,1)      2.2 (0.67)      2.9 (0.88)         57 (18)             15 (4.6)        3.2
+    Conv2d(32,64,4,2,1)    10.0 (1.72)     14.6 (2.50)        237 (41)            331 (57)         5.8
+    ConvT2d(64,32,4,2,1)   10.0 (1.69)     14.1 (2.39)        199 (34)            329 (56)         5.9
+    ConvT2d(32,1,4,2,1)     2.3 (0.68)      3.0 (0.89)         48 (14)             15 (4.6)        3.3
+    masked A 7x7 1->32      7.7 (0.41)     13.2 (0.71)        184 (9.9)            74 (3.9)       18.7
+    masked B 3x3 32->32    28.1 (1.22)     47.4 (2.06)       2285 (100)           435 (19)        23.0
 
-The next best was the same im2col with each chunk's product on OpenBLAS's two threads and the
-copies in the calling thread: the copies then run on one core while the other idles. Spreading
-those copies over Numba's threads made every layer slower still (up to 21x on the 3x3 layer):
-OpenBLAS's threads spin after each product and the two pools fight over the cores (threads.py).
-Direct loops over prange, without BLAS, reach a few tens of GFLOP/s.
+One worker with the products on OpenBLAS's threads is how this file ran before: the copies run
+on one core while the other waits. Spreading those copies over Numba's threads instead makes
+every layer 10-100x slower: OpenBLAS's threads spin after each product and the two pools fight
+over the cores (threads.py). Direct loops reach 4-13 GFLOP/s against BLAS's 100+. Where torch
+stays ahead (the 32- and 64-channel layers), the products run at 90-130 GFLOP/s a core against a
+peak near 165; the rest is the copying around them - im2col writes each input pixel once per
+kernel tap, and every pass over the batch's 12.8 MB arrays runs into this machine's memory
+bandwidth (12-15 GB/s for both cores together) - which oneDNN's direct convolution does not do.
+The masks' skipped taps are why the PixelCNN layers come out ahead.
 
 References: K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional Neural Networks
 for Document Processing" (2006) - im2col; V. Dumoulin, F. Visin, "A guide to convolution
@@ -333,7 +342,7 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
         planes = phase_shape(m, C_in, H, W, stride, padding)
         x_ph, x_ph_bar = np.zeros(planes, y_bar.dtype), np.empty(planes, y_bar.dtype)
         g_buffer, cols_buffer = np.empty(C_out * m * wide, y_bar.dtype), np.empty(K * m * wide, y_bar.dtype)
-        w_bar, b_bar = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype)
+        w_bar, b_bar, ones = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype), np.ones(m * wide, y_bar.dtype)
         for n0 in range(worker * m, B, n_workers * m):
             k = min(m, B - n0)
             g, cols = _leading(g_buffer, C_out, k * wide), _leading(cols_buffer, K, k * wide)
@@ -346,7 +355,7 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
                 pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
                 im2col(x_ph[:k], taps, H_out, cols)
                 w_bar += cols @ g.T  # (K, C_out)
-                b_bar += g.sum(axis=1)  # the extra columns of g are zero
+                b_bar += g @ ones[:k * wide]  # row sums of g (its extra columns are zero): 2 µs, g.sum(axis=1) 6 µs
         sums[worker] = w_bar, b_bar
 
     threads.run(work)
