@@ -237,6 +237,17 @@ def test_any_number_of_worker_threads_gives_the_same_result(transposed):
         threads.set_num_threads(before)
 
 
+def test_kernels_called_from_inside_a_worker_run_there():
+    """A layer run from inside a worker's work (nested) does all its chunks in that worker."""
+    x, w, b, y_bar, s, p = a_layer(False, seed=5)
+    expected = reference_outputs(False, x, w, b, y_bar, s, p)
+    results = {}
+    threads.run(lambda worker, n_workers: results.setdefault(worker, all_outputs(False, x, w, b, y_bar, s, p)))
+    for outputs in results.values():
+        for mine, theirs, what in zip(outputs, expected, ("y", "x_bar", "w_bar", "b_bar")):
+            assert_close(mine, theirs, np.float64, f"{what} from inside a worker")
+
+
 def inner(a, b):
     return float(np.sum(a * b))
 

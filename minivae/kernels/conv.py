@@ -256,6 +256,11 @@ def _chunk_size(B, bytes_per_sample):
     return max(1, min(COLS_BYTES // max(1, bytes_per_sample), -(-B // (4 * threads.get_num_threads()))))
 
 
+def _add_up(parts):
+    """The workers' partial sums {worker: array}, added in worker order: the same total every run."""
+    return sum(parts[w] for w in sorted(parts))
+
+
 def _leading(buffer, *shape):
     """The first prod(shape) elements of a flat buffer as a C-contiguous array of that shape, so a
     short last chunk reuses the buffer and is still contiguous for Numba and BLAS."""
@@ -297,7 +302,7 @@ def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_sr
     m = _chunk_size(B, K * wide * x.itemsize)
     y = np.empty((B, C_out, H_out, W_out), x.dtype)
     bias = np.zeros(C_out, x.dtype) if bias is None else bias
-    w_bars = [None] * threads.get_num_threads()
+    w_bars = {}  # each worker's share of w_bar
 
     def work(worker, n_workers):
         x_ph = np.zeros(phase_shape(m, C, H, W, stride, padding), x.dtype)  # the padding stays zero
@@ -319,7 +324,7 @@ def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_sr
                 w_bars[worker] += cols @ g.T  # (K, C_g)
 
     threads.run(work)
-    return y, (sum(w_bars[1:], w_bars[0]) if g_src is not None else None)
+    return y, (_add_up(w_bars) if g_src is not None else None)
 
 
 def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
@@ -336,13 +341,14 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
     m = _chunk_size(B, K * wide * y_bar.itemsize)
     x_bar = np.empty(x_shape, y_bar.dtype) if w_mat is not None else None
     w_mat_t = np.ascontiguousarray(w_mat.T) if w_mat is not None else None  # (K, C_out)
-    sums = [None] * threads.get_num_threads()  # each worker's (w_bar, b_bar)
+    w_bars, b_bars = {}, {}  # each worker's share
 
     def work(worker, n_workers):
         planes = phase_shape(m, C_in, H, W, stride, padding)
         x_ph, x_ph_bar = np.zeros(planes, y_bar.dtype), np.empty(planes, y_bar.dtype)
         g_buffer, cols_buffer = np.empty(C_out * m * wide, y_bar.dtype), np.empty(K * m * wide, y_bar.dtype)
-        w_bar, b_bar, ones = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype), np.ones(m * wide, y_bar.dtype)
+        w_bar, b_bar = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype)
+        ones = np.ones(m * wide, y_bar.dtype)
         for n0 in range(worker * m, B, n_workers * m):
             k = min(m, B - n0)
             g, cols = _leading(g_buffer, C_out, k * wide), _leading(cols_buffer, K, k * wide)
@@ -355,14 +361,13 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
                 pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
                 im2col(x_ph[:k], taps, H_out, cols)
                 w_bar += cols @ g.T  # (K, C_out)
-                b_bar += g @ ones[:k * wide]  # row sums of g (its extra columns are zero): 2 µs, g.sum(axis=1) 6 µs
-        sums[worker] = w_bar, b_bar
+                b_bar += g @ ones[:k * wide]  # g's row sums (its extra columns are 0): 2 µs; g.sum(axis=1) 6 µs
+        w_bars[worker], b_bars[worker] = w_bar, b_bar
 
     threads.run(work)
     if x is None:
         return x_bar, None, None
-    w_bars, b_bars = zip(*sums)
-    return x_bar, sum(w_bars[1:], w_bars[0]), sum(b_bars[1:], b_bars[0])
+    return x_bar, _add_up(w_bars), _add_up(b_bars)
 
 
 # ---------------------------------------------------------------- the operations
