@@ -1,6 +1,8 @@
 """minivae's worker threads (kernels/threads.py): the split of the work, the BLAS setting around
 it, errors, and the products shared out among the workers."""
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,3 +131,29 @@ def test_matmul_takes_transposed_views(workers):
     rng = np.random.default_rng(1)
     a_bar, x = rng.standard_normal((128, 400)), rng.standard_normal((128, 784))
     np.testing.assert_allclose(threads.matmul(a_bar.T, x), a_bar.T @ x, rtol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_workers_of_its_own(workers):
+    """After fork the child has none of the parent's threads; its kernels must still run (and not
+    wait forever on a pool whose threads stayed behind)."""
+    workers(2)
+    a, b = np.ones((200, 100)), np.ones((100, 200))
+    threads.run(lambda w, n: None)  # the parent's pool has started its threads
+    pid = os.fork()
+    if pid == 0:  # the child: do some pooled work, report by exit code
+        try:
+            seen = []
+            threads.run(lambda w, n: seen.append(w))
+            ok = sorted(seen) == [0, 1] and np.array_equal(threads.matmul(a, b), a @ b)
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child's pooled work did not finish in 30 s")

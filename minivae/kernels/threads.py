@@ -76,6 +76,14 @@ def set_num_threads(n: int) -> None:
     _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
 
 
+def _after_fork_in_child():
+    """A forked process inherits the pool's bookkeeping but none of its threads (and perhaps a lock
+    some thread held): start afresh, or the child's first convolution would wait forever."""
+    global _pool
+    _blas.update(lock=threading.Lock(), users=0)
+    _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
+
+
 def get_num_threads() -> int:
     return _workers
 
@@ -153,3 +161,5 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
