@@ -238,7 +238,7 @@ def col2im(cols, taps, H_out, x_ph_bar):
 
 # ---------------------------------------------------------------- the two passes over the batch
 # Every operation is one of two passes, each a loop over chunks that the workers share:
-#   _columns_pass   cols = im2col(x); then y = W @ cols + b and/or w_bar += cols @ g.T
+#   _columns_pass   cols = im2col(x); then y = W @ cols + b, and w_bar += cols @ g.T if asked for
 #   _gradient_pass  g = y_bar as wide rows; then x_bar = col2im(W.T @ g) and/or w_bar += im2col(x) @ g.T
 # Each worker has its own buffers and its own w_bar and b_bar; they are added up in worker order,
 # so the result does not depend on which worker finished first.

@@ -73,7 +73,12 @@ def set_num_threads(n: int) -> None:
     _workers = n if _openblas is not None else 1
     if _pool is not None:
         _pool.shutdown()
-    _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
+    _pool = _new_pool()
+
+
+def _new_pool():
+    """The threads behind workers 1 .. n - 1 (worker 0 is the caller), or None for one worker."""
+    return ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
 
 
 def _after_fork_in_child():
@@ -81,7 +86,7 @@ def _after_fork_in_child():
     some thread held): start afresh, or the child's first convolution would wait forever."""
     global _pool
     _blas.update(lock=threading.Lock(), users=0)
-    _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
+    _pool = _new_pool()
 
 
 def get_num_threads() -> int:
