@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from minivae import functional as F
-from minivae.distributions import Normal, kl_normal_standard
+from minivae.distributions import kl_normal_standard
 from minivae.tensor import Tensor, no_grad
 
 
@@ -26,23 +26,25 @@ def bits_per_dim(nats_per_image: float, dims: int = 784) -> float:
 def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size: int = 10,
              chunk: int = 250) -> float:
     """Mean over x of the k-sample importance-weighted estimate of −ln p(x), in nats per image.
-    Works in chunks of `chunk` samples so memory stays at batch_size·chunk decoded images."""
+
+    Any latent model works that has `encode(x)` -> q(z|x), a `Normal`, and `log_joint(x, z)` ->
+    ln p(x|z) + ln p(z) per image, (N,): the VAE, the PixelVAE (its PixelCNN teacher-forced, so one
+    pass per sample) and any prior. Works in chunks of `chunk` samples, so memory stays at
+    batch_size·chunk decoded images."""
     total = 0.0
     with no_grad():
         for start in range(0, len(x), batch_size):
-            xb = Tensor(x[start:start + batch_size])  # (B, 1, 28, 28)
+            xb = Tensor(x[start:start + batch_size])  # (B, 1, H, W)
             q = model.encode(xb)  # q(z|x): mu, log_var (B, d)
             log_w = []
             for done in range(0, k, chunk):
                 n = min(chunk, k - done)
                 z = q.rsample(rng, sample_shape=(n,))  # (n, B, d)
-                f = model.decode(z.reshape(-1, z.shape[-1]))  # (n·B, 1, 28, 28)
-                x_rep = np.broadcast_to(xb.data, (n,) + xb.shape).reshape(f.shape)
-                log_px_z = model.likelihood(f).log_prob(x_rep).data.reshape(n, len(xb), -1).sum(-1)
-                log_pz = Normal(0.0, 0.0).log_prob(z).data.sum(-1)  # (n, B)
+                x_rep = np.broadcast_to(xb.data, (n,) + xb.shape).reshape(-1, *xb.shape[1:])
+                log_pxz = model.log_joint(x_rep, z.reshape(-1, z.shape[-1])).data  # (n·B,)
                 log_qz = q.log_prob(z).data.sum(-1)  # (n, B)
-                log_w.append(log_px_z + log_pz - log_qz)
-            log_w = np.concatenate(log_w)  # (k, B)
+                log_w.append(log_pxz.reshape(n, len(xb)) - log_qz)
+            log_w = np.concatenate(log_w)  # (k, B): ln p(x, z_i) − ln q(z_i|x)
             log_px = F.logsumexp(Tensor(log_w.astype(np.float64)), axis=0).data - math.log(k)
             total -= float(log_px.sum())
     return total / len(x)

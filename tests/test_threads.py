@@ -123,7 +123,9 @@ def test_matmul_is_numpys_product(workers, n, dtype, shapes):
     a, b = (rng.standard_normal(shape).astype(dtype) for shape in shapes)
     y = threads.matmul(a, b)
     assert y.dtype == dtype and y.shape == (a @ b).shape
-    np.testing.assert_allclose(y, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    # another split of the sum rounds differently: allow the standard bound K·ε·(|a| @ |b|)
+    bound = a.shape[-1] * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b))
+    assert (np.abs(y - a @ b) <= bound).all()
 
 
 def test_matmul_takes_transposed_views(workers):

@@ -99,6 +99,13 @@ class VAE(nn.Module):
         kl = q.kl_standard().sum() / B  # KL(q(z|x) ‖ N(0, I)), closed form
         return rec + self.config.beta * kl, {"rec": rec.item(), "kl": kl.item()}
 
+    def log_joint(self, x, z) -> Tensor:
+        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
+        x: (N, 1, 28, 28), z: (N, latent)."""
+        z = _as_tensor(z)
+        log_px_z = self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))  # (N,)
+        return log_px_z + Normal(0.0, 0.0).log_prob(z).sum(axis=-1)  # + ln N(z | 0, I)
+
     # ------------------------------------------------------------ using it
     def mean_image(self, f: Tensor) -> np.ndarray:
         """E[x|z] as pixels in [0, 1]: σ(logits) or the Gaussian mean, clipped."""
