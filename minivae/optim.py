@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from minivae.kernels import optim as kernels
+from minivae.kernels.fpenv import flush_subnormals
 from minivae.nn import Parameter
 
 
@@ -61,6 +62,7 @@ class SGD(Optimizer):
         if momentum:
             self.buffers["momentum"] = [np.zeros_like(p.data) for p in self.params]
 
+    @flush_subnormals  # as the ops do: kernels/fpenv.py
     def step(self) -> None:
         self.t += 1
         for i, p in enumerate(self.params):
@@ -89,6 +91,7 @@ class Adam(Optimizer):
         self.buffers["m"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
         self.buffers["v"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
+    @flush_subnormals  # a moment m of a weight whose gradient stays 0 decays into them: kernels/fpenv.py
     def step(self) -> None:
         self.t += 1
         beta1, beta2 = self.betas

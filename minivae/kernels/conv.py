@@ -18,11 +18,12 @@ x_bar, and w_bar is zero off the mask - at a fraction of the work: a 3x3 type-'B
 the 9 taps, a 7x7 type-'A' mask 24 of 49. `pixelcnn_mask` builds the masks.
 
 How it runs. The batch is cut into chunks of a few samples whose columns fit in a core's cache
-(COLS_BYTES). Each worker thread (threads.py) takes every n_workers-th chunk and does all of its
-work: the Numba copies (im2col, col2im, padding) and the chunk's matrix product in NumPy, which
-runs on that worker's thread alone. Splitting the batch instead of the product keeps both cores
-busy during the copies, which are a third of the work or more, and keeps each chunk's columns in
-the cache of the core that wrote them.
+(COLS_BYTES), at least MIN_CHUNKS of them. Each worker thread (threads.py) takes every
+n_workers-th chunk and does all of its work: the Numba copies (im2col, col2im, padding) and the
+chunk's matrix product in NumPy, which runs on that worker's thread alone. The chunks do not depend
+on the number of workers, so neither does any result, to the last bit. Splitting the batch instead
+of the product keeps both cores busy during the copies, which are a third of the work or more, and
+keeps each chunk's columns in the cache of the core that wrote them.
 
 Why this method - measured, not guessed. Forward + input-backward + weight-backward at batch 128,
 float32, ms (and x torch), fastest of 3 x 10 calls, 2 threads for everyone, each method in
@@ -240,10 +241,12 @@ def col2im(cols, taps, H_out, x_ph_bar):
 # Every operation is one of two passes, each a loop over chunks that the workers share:
 #   _columns_pass   cols = im2col(x); then y = W @ cols + b, and w_bar += cols @ g.T if asked for
 #   _gradient_pass  g = y_bar as wide rows; then x_bar = col2im(W.T @ g) and/or w_bar += im2col(x) @ g.T
-# Each worker has its own buffers and its own w_bar and b_bar; they are added up in worker order,
-# so the result does not depend on which worker finished first.
+# Each worker has its own buffers. The chunks, and so every product, are the same for any number
+# of workers, and each chunk's share of w_bar and b_bar is kept apart and added in chunk order:
+# the result is bit for bit the same on 1 worker or 8, and whichever finishes first.
 
 COLS_BYTES = 2**20  # a chunk's columns: about half a core's L2 cache
+MIN_CHUNKS = 8  # so that 2 or 4 workers share a batch evenly; never the number of workers (see above)
 
 
 def _prepare(*arrays):
@@ -252,13 +255,16 @@ def _prepare(*arrays):
 
 
 def _chunk_size(B, bytes_per_sample):
-    """m samples per chunk: columns of about COLS_BYTES, and at least 4 chunks for each worker."""
-    return max(1, min(COLS_BYTES // max(1, bytes_per_sample), -(-B // (4 * threads.get_num_threads()))))
+    """m samples per chunk: columns of about COLS_BYTES, and at least MIN_CHUNKS chunks."""
+    return max(1, min(COLS_BYTES // max(1, bytes_per_sample), -(-B // MIN_CHUNKS)))
 
 
 def _add_up(parts):
-    """The workers' partial sums {worker: array}, added in worker order: the same total every run."""
-    return sum(parts[w] for w in sorted(parts))
+    """The chunks' partial sums, added in chunk order: the same total for any number of workers."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _leading(buffer, *shape):
@@ -302,15 +308,18 @@ def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_sr
     m = _chunk_size(B, K * wide * x.itemsize)
     y = np.empty((B, C_out, H_out, W_out), x.dtype)
     bias = np.zeros(C_out, x.dtype) if bias is None else bias
-    w_bars = {}  # each worker's share of w_bar
+    chunks = range(0, B, m)  # the first sample of each chunk
+    if g_src is not None:
+        C_g = g_src.shape[1]
+        w_bars = np.empty((len(chunks), K, C_g), x.dtype)  # each chunk's share of w_bar
 
     def work(worker, n_workers):
         x_ph = np.zeros(phase_shape(m, C, H, W, stride, padding), x.dtype)  # the padding stays zero
         cols_buffer, y_buffer = np.empty(K * m * wide, x.dtype), np.empty(C_out * m * wide, x.dtype)
         if g_src is not None:
-            C_g = g_src.shape[1]
-            g_buffer, w_bars[worker] = np.empty(C_g * m * wide, x.dtype), np.zeros((K, C_g), x.dtype)
-        for n0 in range(worker * m, B, n_workers * m):
+            g_buffer = np.empty(C_g * m * wide, x.dtype)
+        for c in range(worker, len(chunks), n_workers):
+            n0 = chunks[c]
             k = min(m, B - n0)  # samples in this chunk
             pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
             cols = _leading(cols_buffer, K, k * wide)
@@ -321,7 +330,7 @@ def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_sr
             if g_src is not None:
                 g = _leading(g_buffer, C_g, k * wide)
                 to_wide(g_src[n0:n0 + k], Wq, g)
-                w_bars[worker] += cols @ g.T  # (K, C_g)
+                np.matmul(cols, g.T, out=w_bars[c])  # (K, C_g)
 
     threads.run(work)
     return y, (_add_up(w_bars) if g_src is not None else None)
@@ -341,15 +350,17 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
     m = _chunk_size(B, K * wide * y_bar.itemsize)
     x_bar = np.empty(x_shape, y_bar.dtype) if w_mat is not None else None
     w_mat_t = np.ascontiguousarray(w_mat.T) if w_mat is not None else None  # (K, C_out)
-    w_bars, b_bars = {}, {}  # each worker's share
+    chunks = range(0, B, m)  # the first sample of each chunk
+    if x is not None:  # each chunk's share of w_bar and b_bar
+        w_bars, b_bars = np.empty((len(chunks), K, C_out), y_bar.dtype), np.empty((len(chunks), C_out), y_bar.dtype)
 
     def work(worker, n_workers):
         planes = phase_shape(m, C_in, H, W, stride, padding)
         x_ph, x_ph_bar = np.zeros(planes, y_bar.dtype), np.empty(planes, y_bar.dtype)
         g_buffer, cols_buffer = np.empty(C_out * m * wide, y_bar.dtype), np.empty(K * m * wide, y_bar.dtype)
-        w_bar, b_bar = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype)
         ones = np.ones(m * wide, y_bar.dtype)
-        for n0 in range(worker * m, B, n_workers * m):
+        for c in range(worker, len(chunks), n_workers):
+            n0 = chunks[c]
             k = min(m, B - n0)
             g, cols = _leading(g_buffer, C_out, k * wide), _leading(cols_buffer, K, k * wide)
             to_wide(y_bar[n0:n0 + k], Wq, g)
@@ -360,9 +371,8 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
             if x is not None:
                 pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
                 im2col(x_ph[:k], taps, H_out, cols)
-                w_bar += cols @ g.T  # (K, C_out)
-                b_bar += g @ ones[:k * wide]  # g's row sums (its extra columns are 0): 2 µs; g.sum(axis=1) 6 µs
-        w_bars[worker], b_bars[worker] = w_bar, b_bar
+                np.matmul(cols, g.T, out=w_bars[c])  # (K, C_out)
+                np.matmul(g, ones[:k * wide], out=b_bars[c])  # g's row sums (its extra columns are 0): 2 µs; g.sum(axis=1) 6 µs
 
     threads.run(work)
     if x is None:
