@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivae.kernels import conv, dense, threads
+from minivae.kernels import conv, dense, logistic, threads
 from minivae.tensor import Function, Tensor, unbroadcast
 
 
@@ -196,7 +196,8 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, y_bar):
-        return np.broadcast_to(_expand(y_bar, ctx.axes, ctx.keepdims), ctx.shape).copy()
+        # a read-only view, no copy: ops never write into y_bar, and a leaf copies what it keeps
+        return np.broadcast_to(_expand(y_bar, ctx.axes, ctx.keepdims), ctx.shape)
 
 
 class Max(Function):
@@ -343,18 +344,13 @@ class LeakyReLU(Function):
         return np.where(positive, y_bar, y_bar * y_bar.dtype.type(ctx.slope))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) from e^(−|x|), which never overflows."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
 class Sigmoid(Function):
-    """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability (see _sigmoid)."""
+    """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability: from e^(−|x|), which
+    never overflows, in one Numba pass (kernels/logistic.py)."""
 
     @staticmethod
     def forward(ctx, x):
-        y = _sigmoid(x)
+        y = logistic.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
@@ -391,7 +387,7 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (x,) = ctx.saved
-        return y_bar * _sigmoid(x)
+        return y_bar * logistic.sigmoid(x)
 
 
 class LogSumExp(Function):
@@ -420,21 +416,27 @@ class LogSumExp(Function):
 class BCEWithLogits(Function):
     """Elementwise −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|));
     l_bar = y_bar · (σ(l) − t);  t_bar = −y_bar · l.
-    Fused for stability: finite for any |l| where the naive form takes ln 0."""
+    Fused for stability: finite for any |l| where the naive form takes ln 0. And for speed: one
+    Numba pass gives the loss and σ(l) (kernels/logistic.py), so the backward needs no exponential."""
 
     @staticmethod
     def forward(ctx, logits, target):
-        ctx.save_for_backward(logits, target)
-        return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+        dtype = np.result_type(logits, target)
+        l, t = np.broadcast_arrays(logits.astype(dtype, copy=False), target.astype(dtype, copy=False))
+        y, sigma = logistic.bce_with_logits(l, t)
+        ctx.save_for_backward(sigma, target, logits if ctx.needs_input_grad[1] else None)
+        ctx.shapes = logits.shape, target.shape
+        return y
 
     @staticmethod
     def backward(ctx, y_bar):
-        logits, target = ctx.saved
+        sigma, target, logits = ctx.saved
+        l_shape, t_shape = ctx.shapes
         l_bar = t_bar = None
         if ctx.needs_input_grad[0]:
-            l_bar = unbroadcast(y_bar * (_sigmoid(logits) - target), logits.shape)
+            l_bar = unbroadcast(y_bar * (sigma - target), l_shape)
         if ctx.needs_input_grad[1]:
-            t_bar = unbroadcast(-y_bar * logits, target.shape)
+            t_bar = unbroadcast(-y_bar * logits, t_shape)
         return l_bar, t_bar
 
 

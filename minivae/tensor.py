@@ -167,10 +167,16 @@ class Tensor:
 
         # Reverse sweep: pass each node's gradient to its inputs; `+=` handles fan-out.
         grads = {id(self): grad}
+        handed = {id(grad)}  # arrays a leaf may not keep as they are: the caller's, and those kept
         for node in reversed(order):
             y_bar = grads.pop(id(node))
             if node._ctx is None:  # a leaf
-                y_bar = y_bar.astype(node.dtype)  # a copy, in the leaf's dtype
+                # An op's fresh gradient is kept as it is; a view, a read-only broadcast or an
+                # array another leaf holds is copied, so that no two gradients share memory.
+                if (y_bar.dtype != node.dtype or y_bar.base is not None
+                        or not y_bar.flags.writeable or id(y_bar) in handed):
+                    y_bar = y_bar.astype(node.dtype)
+                handed.add(id(y_bar))
                 node.grad = y_bar if node.grad is None else node.grad + y_bar
                 continue
             x_bars = node._fn.backward(node._ctx, y_bar)
