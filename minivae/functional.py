@@ -314,6 +314,12 @@ class AsType(Function):
 # ---------------------------------------------------------------- activations
 
 
+def _act_backward(y, y_bar, code) -> np.ndarray:
+    """y_bar · act'(a) from the output y, in one fused pass (kernels/dense.py)."""
+    y = np.require(y, requirements="C")  # 0-d stays 0-d, as np.ascontiguousarray would not
+    return dense.act_backward(y, np.require(y_bar, y.dtype, "C"), code, 0.0)
+
+
 class ReLU(Function):
     """y = max(x, 0);  x_bar = y_bar · [x > 0]."""
 
@@ -326,7 +332,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (y,) = ctx.saved
-        return y_bar * (y > 0)
+        return _act_backward(y, y_bar, dense.RELU)
 
 
 class LeakyReLU(Function):
@@ -357,7 +363,7 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (y,) = ctx.saved
-        return y_bar * y * (1 - y)
+        return _act_backward(y, y_bar, dense.SIGMOID)
 
 
 class Tanh(Function):
@@ -372,7 +378,7 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (y,) = ctx.saved
-        return y_bar * (1 - y * y)
+        return _act_backward(y, y_bar, dense.TANH)
 
 
 class Softplus(Function):

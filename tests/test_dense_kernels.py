@@ -116,3 +116,17 @@ def test_adam_step_over_the_workers_matches_reference(n_workers, dtype):
                 assert_close(p.data, p_ref, dtype, f"Adam parameter {i} at step {step}")
     finally:
         threads.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", dense.ACTIVATIONS)
+@EXAMPLES
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=6), slope=st.floats(0, 0.5),
+       data=st.data())
+def test_act_backward_matches_reference(activation, dtype, shape, slope, data):
+    a = data.draw(arrays(dtype, shape))
+    y = reference.activate(a, activation, slope).astype(dtype)
+    y_bar = data.draw(arrays(dtype, shape, -3, 3))
+    expected = y_bar * reference.activation_grad_from_output(y, activation, slope)
+    mine = dense.act_backward(y, y_bar, dense.ACTIVATIONS[activation], slope)
+    assert_close(mine, expected, dtype, f"act_backward {activation}")
