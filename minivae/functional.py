@@ -5,8 +5,9 @@ w_bar, ... the cotangents it returns, one per input. `unbroadcast` folds a gradi
 shape of an input that broadcasting stretched.
 
 Composite ops (softmax, log_softmax, mse_loss) are written with primitives. Fused ops say why:
-sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear` for
-speed (bias + activation in one Numba pass, see kernels/dense.py).
+sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear`,
+`conv2d` and `conv_transpose2d` for speed (bias + activation in the kernels' passes, see
+kernels/dense.py and kernels/conv.py).
 """
 from __future__ import annotations
 
@@ -314,10 +315,10 @@ class AsType(Function):
 # ---------------------------------------------------------------- activations
 
 
-def _act_backward(y, y_bar, code) -> np.ndarray:
+def _act_backward(y, y_bar, code, slope=0.0) -> np.ndarray:
     """y_bar · act'(a) from the output y, in one fused pass (kernels/dense.py)."""
     y = np.require(y, requirements="C")  # 0-d stays 0-d, as np.ascontiguousarray would not
-    return dense.act_backward(y, np.require(y_bar, y.dtype, "C"), code, 0.0)
+    return dense.act_backward(y, np.require(y_bar, y.dtype, "C"), code, slope)
 
 
 class ReLU(Function):
@@ -493,42 +494,52 @@ def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None):
 
 
 class Conv2d(Function):
-    """y = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
-    x_bar = the transposed convolution of y_bar with W·mask;  W_bar = (Σ y_bar ⊗ patches of x)·mask;
-    b_bar = Σ_{B,H,W} y_bar.  The mask (kH, kW), if any, is fixed: the kernels skip the taps it
-    zeroes.  The loops are Numba kernels (kernels/conv.py)."""
+    """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
+    a_bar = y_bar · act'(a);  x_bar = the transposed convolution of a_bar with W·mask;
+    W_bar = (Σ a_bar ⊗ patches of x)·mask;  b_bar = Σ_{B,H,W} a_bar.  The mask (kH, kW), if any, is
+    fixed: the kernels skip the taps it zeroes.  The loops are Numba kernels (kernels/conv.py); the
+    bias and activation ride on their copies, so they cost no pass of their own."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=1, padding=0, mask=None):
+    def forward(ctx, x, weight, bias, stride=1, padding=0, mask=None, activation="identity", slope=0.01):
         _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1, mask=mask)
-        ctx.save_for_backward(x, weight)
+        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
         ctx.stride, ctx.padding, ctx.mask = stride, padding, mask
-        return conv.conv2d_forward(x, weight, bias, stride, padding, mask)  # (B, C_out, H_out, W_out)
+        y = conv.conv2d_forward(x, weight, bias, stride, padding, mask, ctx.code, slope)  # (B, C_out, H_out, W_out)
+        ctx.save_for_backward(x, weight, y if ctx.code != dense.IDENTITY else None)
+        return y
 
     @staticmethod
     def backward(ctx, y_bar):
-        x, weight = ctx.saved
+        x, weight, y = ctx.saved
         return conv.conv2d_backward(y_bar, x, weight, ctx.stride, ctx.padding, ctx.mask,
-                                    need_x_bar=ctx.needs_input_grad[0])
+                                    need_x_bar=ctx.needs_input_grad[0], y=y, activation=ctx.code,
+                                    slope=ctx.slope)
 
 
 class ConvTranspose2d(Function):
-    """The adjoint of Conv2d, with W (C_in, C_out, kH, kW): y = conv2d's input-backward of x;
-    x_bar = conv2d of y_bar with W;  W_bar = conv2d's weight-backward with the roles swapped."""
+    """The adjoint of Conv2d, with W (C_in, C_out, kH, kW): y = act(a), a = conv2d's input-backward
+    of x, plus b;  a_bar = y_bar · act'(a);  x_bar = conv2d of a_bar with W;  W_bar = conv2d's
+    weight-backward with the roles swapped.  The bias and activation ride on the kernel's last copy."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0):
+    def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0, activation="identity",
+                slope=0.01):
         _check_conv(x, weight, stride, padding, "conv_transpose2d", weight_in_axis=0)
         if not 0 <= output_padding < stride:
             raise ValueError(f"conv_transpose2d: output_padding must be in [0, stride), "
                              f"got {output_padding} with stride {stride}")
-        ctx.save_for_backward(x, weight)
+        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
         ctx.stride, ctx.padding = stride, padding
-        return conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding)
+        y = conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, ctx.code, slope)
+        ctx.save_for_backward(x, weight, y if ctx.code != dense.IDENTITY else None)
+        return y
 
     @staticmethod
     def backward(ctx, y_bar):
-        x, weight = ctx.saved
+        x, weight, y = ctx.saved
+        if ctx.code != dense.IDENTITY:
+            y_bar = _act_backward(y, y_bar, ctx.code, ctx.slope)
         # one im2col pass over y_bar serves both products, so x_bar comes at the price of its GEMM
         x_bar, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, weight, ctx.stride, ctx.padding)
         return x_bar if ctx.needs_input_grad[0] else None, w_bar, b_bar
@@ -631,18 +642,20 @@ def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.
     return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)
 
 
-def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None):
-    """y = x ⋆ W + b: x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
+           activation: str = "identity", slope: float = 0.01):
+    """y = act(x ⋆ W + b): x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
     H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch.  mask: an optional fixed (kH, kW)
     array of 0 and 1; the result is that of W·mask, computed on the unmasked taps only."""
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
-    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, mask=mask)
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, mask=mask,
+                        activation=activation, slope=slope)
 
 
 def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
-                     output_padding: int = 0):
-    """x (B, C_in, H, W), W (C_in, C_out, kH, kW) -> (B, C_out, H_out, W_out),
-    H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
+                     output_padding: int = 0, activation: str = "identity", slope: float = 0.01):
+    """y = act(conv_transpose2d(x, W) + b): x (B, C_in, H, W), W (C_in, C_out, kH, kW) ->
+    (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
     bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
     return ConvTranspose2d.apply(x, weight, bias, stride=stride, padding=padding,
-                                 output_padding=output_padding)
+                                 output_padding=output_padding, activation=activation, slope=slope)

@@ -29,10 +29,10 @@ ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
 @njit(cache=True, inline="always")
 def _act(a, code, slope, one):
     zero = one - one
-    if code == RELU:
-        return a if a > zero else zero
+    if code == RELU:  # written so that a NaN passes through, as in np.maximum
+        return zero if a < zero else a
     if code == LEAKY_RELU:
-        return a if a > zero else slope * a
+        return slope * a if a < zero else a
     if code == SIGMOID:
         if a >= zero:
             return one / (one + np.exp(-a))
