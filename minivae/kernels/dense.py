@@ -22,8 +22,7 @@ ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
 
 
 # The constants come in the arrays' dtype (slope, one): an int 1 beside a float32 makes Numba
-# compute in float64, and then LLVM leaves the loop scalar - measured 0.7 ms against 0.14 ms for
-# act_backward on a (128, 32, 14, 14) float32 array.
+# compute in float64, and then LLVM leaves the loop scalar, several times slower.
 
 
 @njit(cache=True, inline="always")

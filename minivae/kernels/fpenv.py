@@ -1,11 +1,11 @@
 """The floating-point state minivae computes in: subnormal floats flushed to zero.
 
 A float32 below 1.2e-38 (float64: 2.2e-308) is subnormal, and x86 cores compute with one on a
-slow path, often a hundred times slower. Training makes them. Adam's moving average m <- β1·m of a
+slow path, many times slower. Training makes them. Adam's moving average m <- β1·m of a
 weight whose gradient stays 0 - one reading a pixel that is black in every image - falls below
 1e-38 after about 800 steps, and there, rounded to nearest, it never reaches 0: a few units of the
 last place times 0.9 round back to themselves. After three epochs of the MLP VAE on Fashion-MNIST
-a third of the first layer's m was subnormal, and every Adam step took the slow path on them.
+more than 40 % of the first layer's m was subnormal, and every Adam step took the slow path on them.
 Far-negative logits do the same in σ(l) = e^l / (1 + e^l) and in its gradient.
 
 So minivae computes with two bits of the SSE control register (MXCSR) set, as TensorFlow does in
@@ -62,10 +62,10 @@ if ACTIVE:
             return context.get_dummy_value()
         return types.void(types.uint32), codegen
 
-    @njit(cache=True)  # keeps the GIL: releasing it for 0.3 µs would mean waiting to take it back
+    @njit(cache=True)  # keeps the GIL: releasing it for so short a call means waiting to take it back
     def _exchange(mode):
         """Set the FTZ and DAZ bits to those of `mode`; return what they were. One call, so that
-        entering and leaving cost one kernel call each (about 0.3 µs)."""
+        entering and leaving cost one kernel call each."""
         mxcsr = _stmxcsr()
         _ldmxcsr(np.uint32((mxcsr & ~np.uint32(FLUSH)) | (np.uint32(mode) & np.uint32(FLUSH))))
         return np.int64(mxcsr & np.uint32(FLUSH))
