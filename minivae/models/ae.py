@@ -12,6 +12,7 @@ import numpy as np
 
 from minivae import functional as F
 from minivae import nn
+from minivae.models.networks import conv_encoder
 from minivae.models.vae import D, IMAGE_SHAPE
 from minivae.tensor import Tensor, no_grad
 
@@ -42,10 +43,7 @@ class AE(nn.Module):
         """The conv VAE's layers with a latent_dim-wide code instead of (mu, log_var)."""
         rng = np.random.default_rng() if rng is None else rng
         kw = dict(rng=rng, dtype=dtype)
-        encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 4, 2, 1, **kw), nn.ReLU(),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(3136, latent_dim, **kw))  # (B, latent)
+        encoder = conv_encoder(latent_dim, **kw)  # (B, latent)
         decoder = nn.Sequential(
             nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)

@@ -20,9 +20,9 @@ import numpy as np
 
 from minivae import nn
 from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
+from minivae.models.networks import IMAGE_SHAPE, conv_encoder
 from minivae.tensor import Tensor, no_grad
 
-IMAGE_SHAPE = (1, 28, 28)
 D = 784  # pixels per image
 
 
@@ -60,10 +60,7 @@ class VAE(nn.Module):
         the decoder mirrors it with transposed convolutions."""
         rng = np.random.default_rng() if rng is None else rng
         kw = dict(rng=rng, dtype=dtype)
-        encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 4, 2, 1, **kw), nn.ReLU(),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(3136, 2 * latent_dim, **kw))  # (B, 2·latent)
+        encoder = conv_encoder(2 * latent_dim, **kw)  # (B, 2·latent)
         decoder = nn.Sequential(
             nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
