@@ -41,7 +41,7 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
                 n = min(chunk, k - done)
                 z = q.rsample(rng, sample_shape=(n,))  # (n, B, d)
                 x_rep = np.broadcast_to(xb.data, (n,) + xb.shape).reshape(-1, *xb.shape[1:])
-                log_pxz = model.log_joint(x_rep, z.reshape(-1, z.shape[-1])).data  # (n·B,)
+                log_pxz = model.log_joint(x_rep, z.reshape(n * len(xb), -1)).data  # (n·B,)
                 log_qz = q.log_prob(z).data.sum(-1)  # (n, B)
                 log_w.append(log_pxz.reshape(n, len(xb)) - log_qz)
             log_w = np.concatenate(log_w)  # (k, B): ln p(x, z_i) − ln q(z_i|x)

@@ -87,14 +87,17 @@ def save_run(checkpoint: str, model, optimizer, rng: np.random.Generator, histor
 
 def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
         batch_size: int = 128, seed: int = 0, out: str | None = None, resume: bool = False,
-        binarize: bool = False, log=print) -> list[dict]:
+        binarize: bool = False, on_step=None, log=print) -> list[dict]:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
     x_train, x_test: float32 images in [0, 1]. With `binarize`, every training batch is a fresh
     Bernoulli draw of its pixels (dynamic binarisation) and the test set is binarised once, with
     a fixed seed. With `out`, the checkpoint `out/checkpoint.npz` and `out/history.json` are
     written after every epoch; `resume=True` continues from that checkpoint. A NaN or infinite
-    loss stops training with FloatingPointError; the last good checkpoint stays in place."""
+    loss stops training with FloatingPointError; the last good checkpoint stays in place.
+    `on_step(epochs)`, if given, is called before every step with the epochs done after it
+    (fractional: 0.25 a quarter into the first epoch), for schedules such as a KL warm-up
+    (PixelVAE.schedule); it depends on nothing else, so a resumed run schedules alike."""
     rng = np.random.default_rng(seed)
     if binarize:
         x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
@@ -102,8 +105,11 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
 
     for epoch in range(len(history) + 1, epochs + 1):
         start, total, seen = time.perf_counter(), 0.0, 0
-        progress = Progress(math.ceil(len(x_train) / batch_size), f"epoch {epoch}/{epochs}")
+        steps = math.ceil(len(x_train) / batch_size)
+        progress = Progress(steps, f"epoch {epoch}/{epochs}")
         for step, x in enumerate(data.batches(x_train, batch_size, rng), start=1):
+            if on_step is not None:
+                on_step(epoch - 1 + step / steps)
             x = data.binarize(x, rng) if binarize else x
             loss, _ = model.loss(Tensor(x), rng)
             value = loss.item()

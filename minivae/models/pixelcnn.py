@@ -202,13 +202,13 @@ class PixelCNN(nn.Module):
         return x[:, :, p:p + H, p:p + W].copy()
 
 
-_sigmoid = F._sigmoid  # σ on plain arrays, the stable form the ops use
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return F.sigmoid(Tensor(a)).data
 
 
 def _gate(x: np.ndarray) -> np.ndarray:
     """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), as F.gated_tanh."""
-    C = x.shape[1] // 2
-    return np.tanh(x[:, :C]) * _sigmoid(x[:, C:])
+    return F.GatedTanh.gate(x)[0]
 
 
 class _MaskedTaps:
