@@ -43,25 +43,27 @@ FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
 
 
 class GatedLayer(nn.Module):
-    """One layer of both stacks: (v, h) -> (v', h') at the same resolution, C channels each."""
+    """One layer of both stacks: (v, h) -> (v', h') at the same resolution, C channels each.
+    The last layer's vertical stack feeds nothing above it, so there v' is None: it only makes
+    the link into the horizontal stack."""
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int, cond_dim: int,
-                 first: bool, rng, dtype):
+                 first: bool, last: bool, rng, dtype):
         kw = dict(rng=rng, dtype=dtype)
         C2 = 2 * channels  # a and b of each gate
-        self.first = first
+        self.first, self.last = first, last
         self.vertical = nn.MaskedConv2d(in_channels, C2, kernel_size, "V", **kw)
         self.horizontal = nn.MaskedConv2d(in_channels, C2, kernel_size, "HA" if first else "HB", **kw)
         self.link = nn.Conv2d(C2, C2, 1, **kw)
         self.out = None if first else nn.Conv2d(channels, channels, 1, **kw)
-        self.cond_v = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
+        self.cond_v = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim and not last else None
         self.cond_h = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
 
     def forward(self, v, h_in, cond=None) -> tuple[Tensor, Tensor]:
         v_pre = self.vertical(v)  # (B, 2C, H, W): at row r, rows ≤ r
         h_pre = self.horizontal(h_in) + self.link(F.shift_down(v_pre))  # row r: rows < r, left
-        v_out = F.gated_tanh(_plus_bias(v_pre, self.cond_v, cond))  # (B, C, H, W)
         u = F.gated_tanh(_plus_bias(h_pre, self.cond_h, cond))  # (B, C, H, W)
+        v_out = None if self.last else F.gated_tanh(_plus_bias(v_pre, self.cond_v, cond))
         return v_out, (u if self.first else h_in + self.out(u))
 
 
@@ -107,9 +109,9 @@ class PixelCNN(nn.Module):
         rng = np.random.default_rng() if rng is None else rng
         self.image_shape, self.channels, self.cond_dim = tuple(image_shape), channels, cond_dim
         self.kernel_size, self.n_layers = kernel_size, layers
-        gated = [GatedLayer(1, channels, FIRST_KERNEL, cond_dim, True, rng, dtype)]
-        gated += [GatedLayer(channels, channels, kernel_size, cond_dim, False, rng, dtype)
-                  for _ in range(layers)]
+        gated = [GatedLayer(1, channels, FIRST_KERNEL, cond_dim, True, layers == 0, rng, dtype)]
+        gated += [GatedLayer(channels, channels, kernel_size, cond_dim, False, i == layers, rng,
+                             dtype) for i in range(1, layers + 1)]
         self.layers = nn.Sequential(*gated)  # a list of layers: '0', '1', ... as in PyTorch
         self.head = Head(channels, cond_dim, rng, dtype)
 
