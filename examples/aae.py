@@ -1,7 +1,7 @@
 """Train an adversarial autoencoder on real digits: encoded digits filling a prior of any shape.
 
     python examples/aae.py                          # Gaussian prior on mnist-5k, about two minutes
-    python examples/aae.py --prior mixture          # or swiss-roll, or supervised
+    python examples/aae.py --prior radial           # or swiss-roll, or supervised
     python examples/aae.py --prior all              # each prior in turn, then one table
     python examples/aae.py --data fashion-mnist --epochs 10
 

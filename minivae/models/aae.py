@@ -45,7 +45,7 @@ from minivae.train import Progress, evaluate, open_run, save_run
 @dataclass
 class AAEConfig:
     latent_dim: int = 2
-    prior: str = "gaussian"  # 'gaussian', 'mixture', 'swiss-roll' or 'supervised' (priors.NAMES)
+    prior: str = "gaussian"  # 'gaussian', 'radial', 'swiss-roll' or 'supervised' (priors.NAMES)
     optimizer: str = "adam"  # or 'sgd', with momentum (the paper's choice)
     lr_rec: float = 4e-4  # phase 1: encoder and decoder
     lr_disc: float = 4e-4  # phase 2a: discriminator
