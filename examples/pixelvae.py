@@ -4,6 +4,7 @@
     python examples/pixelvae.py --latent-dim 0         # the PixelCNN alone: what does z add?
     python examples/pixelvae.py --data fashion-mnist --epochs 5
     python examples/pixelvae.py --warmup 5 --free-bits 0.1
+    python examples/pixelvae.py --prior vamp           # a learned prior: 'mixture' or 'vamp'
 
 Training binarises every batch afresh (dynamic binarisation); the test set is binarised once with
 the seed that `examples/vae.py --binarize` uses, so the two examples' NLLs are comparable. Prints
@@ -19,8 +20,8 @@ import time
 
 import numpy as np
 
-from minivae import data, optim, viz
-from minivae.metrics import bits_per_dim, iwae_nll, posterior_stats
+from minivae import data, optim, priors, viz
+from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats, prior_mmd
 from minivae.models.pixelvae import PixelVAE
 from minivae.train import fit, write_json
 
@@ -39,6 +40,10 @@ def main():
                         help="epochs over which the KL weight rises linearly to beta")
     parser.add_argument("--free-bits", type=float, default=0.0,
                         help="nats of KL per latent dimension charged at least")
+    parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
+                        help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
+    parser.add_argument("--prior-components", type=int, default=10,
+                        help="components K of a learned prior")
     parser.add_argument("--iwae-k", type=int, default=100,
                         help="samples for -log p(x) on the whole test set; 0 = skip")
     parser.add_argument("--iwae-k-large", type=int, default=0,
@@ -56,7 +61,8 @@ def main():
 
     rng = np.random.default_rng(args.seed)
     model = PixelVAE(args.latent_dim, args.channels, args.layers, beta=args.beta,
-                     warmup=args.warmup, free_bits=args.free_bits, rng=rng)
+                     warmup=args.warmup, free_bits=args.free_bits, prior=args.prior,
+                     prior_components=args.prior_components, prior_data=x_train, rng=rng)
     print(model)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     history = fit(model, optimizer, x_train, x_test, epochs=args.epochs,
@@ -67,7 +73,8 @@ def main():
     last = history[-1]
     metrics = {"data": args.data, "model": "pixelvae" if args.latent_dim else "pixelcnn",
                "latent_dim": args.latent_dim, "channels": args.channels, "layers": args.layers,
-               "warmup": args.warmup, "free_bits": args.free_bits,
+               "warmup": args.warmup, "free_bits": args.free_bits, "prior": args.prior,
+               "prior_components": args.prior_components,
                "test_loss": last["test_loss"], "test_rec": last["test_rec"],
                "test_kl": last["test_kl"], "epochs": len(history),
                "seconds_per_epoch": float(np.mean([h["seconds"] for h in history]))}
@@ -87,13 +94,15 @@ def main():
               f"{metrics[f'iwae_nll_first{len(first)}']:.2f} nats")
     metrics["bits_per_dim"] = bits_per_dim(nll)
     metrics.update(posterior_stats(model, x_test))
+    if args.latent_dim:
+        metrics.update(prior_mmd(model, x_test, np.random.default_rng(3)))
     if args.time_samples:
         metrics.update(time_samplers(model, args.time_samples))
     print(f"test -ELBO {metrics['test_loss']:.2f} nats/image = rec {metrics['test_rec']:.2f} "
           f"+ KL {metrics['test_kl']:.2f}; -log p(x) {nll:.2f} = {metrics['bits_per_dim']:.4f} "
           f"bits/dim; active units {metrics['active_units']}/{args.latent_dim}")
     write_json(os.path.join(args.out, "metrics.json"), metrics)
-    draw(model, x_test, history, args.out)
+    draw(model, x_test, y_test, history, args.out)
 
 
 def time_samplers(model, n: int) -> dict:
@@ -114,10 +123,11 @@ def time_samplers(model, n: int) -> dict:
             "sample_seconds_naive": seconds["naive"], "samplers_identical": same}
 
 
-def draw(model, x_test, history, out):
+def draw(model, x_test, y_test, history, out):
     rng = np.random.default_rng(0)
+    prior = model.config.prior
     written = [viz.image_grid(model.sample(64, rng), os.path.join(out, "samples.png"),
-                              title="samples: z ~ N(0, I), then x ~ p(x|z) pixel by pixel"),
+                              title=f"samples: z ~ p(z) ({prior}), then x ~ p(x|z) pixel by pixel"),
                viz.loss_curves(history, os.path.join(out, "loss.png"),
                                title="-ELBO, nats per image")]
     if model.config.latent_dim:
@@ -127,6 +137,16 @@ def draw(model, x_test, history, out):
         z = np.repeat(rng.standard_normal((8, model.config.latent_dim)), 8, axis=0)  # 8 z, 8 each
         written.append(viz.image_grid(model.decode(z, rng), os.path.join(out, "fixed_z.png"),
                                       nrow=8, title="each row one z, each column new pixel noise"))
+    if model.config.latent_dim == 2:  # the codes over N(0, I), and over the learned prior
+        shown = {"N(0, I)": priors.StandardPrior(2)} | (
+            {f"learned: {prior}": model.prior} if prior != "standard" else {})
+        written.append(viz.prior_density(encode_all(model, x_test)[0], y_test, shown,
+                                         os.path.join(out, "prior_density.png"),
+                                         title="E[z|x] of test digits over the prior's density"))
+    if prior == "vamp":
+        written.append(viz.image_grid(np.clip(model.prior.pseudo_inputs.data, 0, 1),
+                                      os.path.join(out, "pseudo_inputs.png"),
+                                      title="the VampPrior's learned pseudo-inputs u_k"))
     print("wrote " + ", ".join(written))
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from minivae import functional as F
-from minivae.distributions import kl_normal_standard
+from minivae.distributions import Normal, kl_normal_standard
 from minivae.tensor import Tensor, no_grad
 
 
@@ -68,6 +68,18 @@ def posterior_stats(model, x: np.ndarray) -> dict:
     activity = mu.astype(np.float64).var(axis=0)  # (d,)
     return {"kl_per_dim": kl.mean(axis=0).tolist(), "activity": activity.tolist(),
             "active_units": int((activity > 0.01).sum())}
+
+
+def prior_mmd(model, x: np.ndarray, rng: np.random.Generator, n: int = 1000) -> dict:
+    """How far the aggregate posterior is from the prior: the squared MMD (`mmd_rbf`) between
+    one z ~ q(z|x) for each of the first n images and n samples of `model.prior`, beside its
+    floor, the MMD between two independent prior samples of that size. The bandwidth is the median
+    heuristic on prior samples, as for the AAE's codes (examples/aae.py)."""
+    with no_grad():
+        z = Normal(*encode_all(model, x[:n])).rsample(rng).data  # z ~ q(z|x), one per image
+    prior = [model.prior.sample(len(z), rng) for _ in range(3)]
+    h = median_heuristic(prior[0])
+    return {"mmd": mmd_rbf(z, prior[1], h), "mmd_floor": mmd_rbf(prior[1], prior[2], h)}
 
 
 # ---------------------------------------------------------------- distance between two samples
