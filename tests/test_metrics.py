@@ -258,13 +258,14 @@ SAMPLERS = {
 }
 
 
-@pytest.mark.parametrize("bandwidth", [0.8, None], ids=["fixed-h", "median-heuristic"])
-@pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.parametrize("name, bandwidth", [("gaussian-2d", 0.8), ("uniform-3d", 0.3),
+                                             ("mixture-1d", 1.0), ("gaussian-2d", None)])
 def test_unbiased_mmd_has_mean_zero_for_two_samples_of_one_distribution(name, bandwidth):
-    """4000 draws of samples of 12 and 20 points from one distribution: the mean of MMD²_u is 0
-    within 5 standard errors; the V-statistic's mean is not (its floor, (2/n)(1 − E k))."""
+    """2000 draws of samples of 12 and 20 points from one distribution: the mean of MMD²_u is 0
+    within 5 standard errors, with a fixed bandwidth and with the median heuristic; the
+    V-statistic's mean is not (its floor, about (2/n)(1 − E k))."""
     rng, sample = np.random.default_rng(1), SAMPLERS[name]
-    draws = [(sample(rng, 12), sample(rng, 20)) for _ in range(4000)]
+    draws = [(sample(rng, 12), sample(rng, 20)) for _ in range(2000)]
     unbiased = np.array([mmd_rbf(a, b, bandwidth, unbiased=True) for a, b in draws])
     biased = np.array([mmd_rbf(a, b, bandwidth) for a, b in draws])
     se = lambda v: v.std(ddof=1) / np.sqrt(len(v))
