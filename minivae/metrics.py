@@ -13,22 +13,15 @@ import math
 
 import numpy as np
 
-from minivae import functional as F
+from minivae import checks, functional as F
 from minivae.distributions import Normal, kl_normal_standard
 from minivae.tensor import Tensor, no_grad
 
 
 def bits_per_dim(nats_per_image: float, dims: int = 784) -> float:
     """nats / (D · ln 2): nats per image as bits per pixel (784 pixels for a 28×28 image)."""
-    if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
-        raise ValueError(f"bits_per_dim: dims must be a positive integer, got {dims!r}")
+    dims = checks.integer(dims, "dims", "bits_per_dim")
     return nats_per_image / (dims * math.log(2))
-
-
-def _check_count(value, name: str, who: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size: int = 10,
@@ -43,9 +36,9 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
     The draws do not depend on `batch_size` or `chunk`: image after image takes its k·d normals
     from `rng` in turn, so the number depends on the model, x, k and the generator's state only,
     not on how the work is cut up (to rounding)."""
-    k = _check_count(k, "k", "iwae_nll")
-    batch_size = _check_count(batch_size, "batch_size", "iwae_nll")
-    chunk = _check_count(chunk, "chunk", "iwae_nll")
+    k = checks.integer(k, "k", "iwae_nll")
+    batch_size = checks.integer(batch_size, "batch_size", "iwae_nll")
+    chunk = checks.integer(chunk, "chunk", "iwae_nll")
     if len(x) == 0:
         raise ValueError(f"iwae_nll: no images to score (x has shape {np.shape(x)})")
     total = 0.0
