@@ -20,15 +20,19 @@ def integer(value, name: str, who: str, minimum: int = 1) -> int:
 
 def real(value, name: str, who: str, low: float = -math.inf, high: float = math.inf,
          low_open: bool = False, high_open: bool = False) -> float:
-    """value as a float, if it is a finite real number in the interval from low to high (each end
-    closed unless said open)."""
+    """value as a float, if it is a finite real number from low to high (each end included
+    unless said open)."""
     ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
           and math.isfinite(value)
           and (value > low if low_open else value >= low)
           and (value < high if high_open else value <= high))
     if not ok:
-        interval = (("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]"))
-        raise ValueError(f"{who}: {name} must be a finite number in {interval}, got {value!r}")
+        if high == math.inf:
+            need = f"a finite number {'>' if low_open else '≥'} {low:g}"
+        else:
+            need = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                    f"{')' if high_open else ']'}")
+        raise ValueError(f"{who}: {name} must be {need}, got {value!r}")
     return float(value)
 
 

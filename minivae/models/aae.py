@@ -34,12 +34,11 @@ from typing import Callable
 
 import numpy as np
 
-from minivae import data, nn, optim, priors
+from minivae import checks, data, nn, optim, priors
 from minivae import functional as F
 from minivae.metrics import mmd_rbf, median_heuristic
 from minivae.models.vae import IMAGE_SHAPE
 from minivae.tensor import Tensor, no_grad
-from minivae import checks
 from minivae.train import (Progress, close_run, evaluate, open_run, run_settings, save_run,
                            stopped)
 
@@ -155,6 +154,8 @@ class AAE(nn.Module):
         if tuple(x.shape[1:]) != self.config.input_shape:
             shape = ", ".join(map(str, ("B",) + self.config.input_shape))
             raise ValueError(f"AAE: expected inputs of shape ({shape}), got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"AAE: an empty batch, shape {tuple(x.shape)}")
         return self.encoder(x)  # (B, latent)
 
     def decode(self, z) -> Tensor:
@@ -186,6 +187,7 @@ class AAE(nn.Module):
         """The reconstruction loss, −Σ ln p(x|z) in nats per item (the train.evaluate interface;
         `rng` is unused: the model is deterministic)."""
         B = x.shape[0]
+        checks.probabilities(x.data if isinstance(x, Tensor) else np.asarray(x), "x", "AAE.loss")
         rec = F.binary_cross_entropy_with_logits(self.decode(self.encode(x)), x,
                                                  reduction="sum") / B
         return rec, {"rec": rec.item()}
