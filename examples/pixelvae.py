@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from minivae import data, optim, priors, viz
+from minivae import cli, data, optim, priors, viz
 from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats, prior_mmd
 from minivae.models.pixelvae import PixelVAE
 from minivae.train import fit, write_json
@@ -29,31 +29,36 @@ from minivae.train import fit, write_json
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--latent-dim", type=int, default=16, help="0: the PixelCNN alone")
-    parser.add_argument("--channels", type=int, default=16, help="PixelCNN feature maps")
-    parser.add_argument("--layers", type=int, default=5, help="gated layers after the first")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
-    parser.add_argument("--warmup", type=float, default=0.0,
+    parser.add_argument("--epochs", type=cli.positive_int, default=30)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=100)
+    parser.add_argument("--latent-dim", type=cli.non_negative_int, default=16,
+                        help="0: the PixelCNN alone")
+    parser.add_argument("--channels", type=cli.positive_int, default=16,
+                        help="PixelCNN feature maps")
+    parser.add_argument("--layers", type=cli.non_negative_int, default=5,
+                        help="gated layers after the first")
+    parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
+    parser.add_argument("--beta", type=cli.non_negative_float, default=1.0,
+                        help="weight of the KL term")
+    parser.add_argument("--warmup", type=cli.non_negative_float, default=0.0,
                         help="epochs over which the KL weight rises linearly to beta")
-    parser.add_argument("--free-bits", type=float, default=0.0,
+    parser.add_argument("--free-bits", type=cli.non_negative_float, default=0.0,
                         help="nats of KL per latent dimension charged at least")
     parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
                         help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
-    parser.add_argument("--prior-components", type=int, default=10,
+    parser.add_argument("--prior-components", type=cli.positive_int, default=10,
                         help="components K of a learned prior")
-    parser.add_argument("--iwae-k", type=int, default=100,
+    parser.add_argument("--iwae-k", type=cli.non_negative_int, default=100,
                         help="samples for -log p(x) on the whole test set; 0 = skip")
-    parser.add_argument("--iwae-k-large", type=int, default=0,
+    parser.add_argument("--iwae-k-large", type=cli.non_negative_int, default=0,
                         help="also -log p(x) with this many samples on the first 100 test images")
-    parser.add_argument("--time-samples", type=int, default=64,
+    parser.add_argument("--time-samples", type=cli.non_negative_int, default=64,
                         help="images to draw when timing the cached and naive samplers; 0 = skip")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default=os.path.join("runs", "pixelvae"))
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
+    cli.output_folder(parser, args.out)
 
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]

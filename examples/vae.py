@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from minivae import data, optim, priors, viz
+from minivae import cli, data, optim, priors, viz
 from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats, prior_mmd
 from minivae.models.vae import VAE
 from minivae.train import fit, write_json
@@ -25,24 +25,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional VAE")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--latent-dim", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=cli.positive_int, default=30)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+    parser.add_argument("--latent-dim", type=cli.positive_int, default=20)
+    parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
     parser.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
-    parser.add_argument("--c", type=float, default=0.1, help="variance of the Gaussian decoder")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    parser.add_argument("--c", type=cli.positive_float, default=0.1,
+                        help="variance of the Gaussian decoder")
+    parser.add_argument("--beta", type=cli.non_negative_float, default=1.0,
+                        help="weight of the KL term")
     parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
                         help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
-    parser.add_argument("--prior-components", type=int, default=10,
+    parser.add_argument("--prior-components", type=cli.positive_int, default=10,
                         help="components K of a learned prior")
     parser.add_argument("--binarize", action="store_true", help="dynamic binarisation")
-    parser.add_argument("--iwae-k", type=int, default=100, help="samples for -log p(x); 0 = skip")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iwae-k", type=cli.non_negative_int, default=100,
+                        help="samples for -log p(x); 0 = skip")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default=None, help="default runs/vae or runs/conv-vae")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    out = args.out or os.path.join("runs", "conv-vae" if args.conv else "vae")
+    out = cli.output_folder(parser, args.out or os.path.join("runs",
+                                                             "conv-vae" if args.conv else "vae"))
 
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]

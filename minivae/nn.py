@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from minivae import checks
 from minivae import functional as F
 from minivae.kernels import conv
 from minivae.tensor import Tensor
@@ -99,6 +100,7 @@ class Module:
 
 
 def _uniform(rng: np.random.Generator, bound: float, shape: tuple, dtype) -> Parameter:
+    checks.dtype(dtype, "dtype", "a layer")  # float16 and the rest have no kernels
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 

@@ -85,6 +85,8 @@ class PixelVAE(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"PixelVAE: expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
                              f"got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"PixelVAE: an empty batch, shape {tuple(x.shape)}")
         d = self.config.latent_dim
         if not d:  # the PixelCNN alone: z is the empty vector
             empty = np.zeros((x.shape[0], 0), self.decoder.dtype)

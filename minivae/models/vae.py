@@ -82,6 +82,8 @@ class VAE(nn.Module):
         """q(z|x) = N(mu, diag exp(log_var)).  x: (B, 1, 28, 28)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise ValueError(f"VAE: expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"VAE: an empty batch, shape {tuple(x.shape)}")
         h = self.encoder(x)  # (B, 2·latent)
         d = self.config.latent_dim
         return Normal(h[:, :d], h[:, d:])  # mu, log_var: (B, latent)
