@@ -1,7 +1,7 @@
 """Train an adversarial autoencoder on real digits: encoded digits filling a prior of any shape.
 
     python examples/aae.py                          # Gaussian prior on mnist-5k, about two minutes
-    python examples/aae.py --prior mixture          # or swiss-roll, or supervised
+    python examples/aae.py --prior radial           # or swiss-roll, or supervised
     python examples/aae.py --prior all              # each prior in turn, then one table
     python examples/aae.py --data fashion-mnist --epochs 10
 
@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from minivae import data, optim, priors, viz
+from minivae import cli, data, optim, priors, viz
 from minivae.metrics import encode_all, median_heuristic, mmd_rbf
 from minivae.models.aae import AAE, fit_aae
 from minivae.models.vae import VAE
@@ -35,21 +35,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--prior", default="gaussian", choices=[*priors.NAMES, "all"])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--latent-dim", type=int, default=2, help="2 for the pictures")
+    parser.add_argument("--epochs", type=cli.positive_int, default=60)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+    parser.add_argument("--latent-dim", type=cli.positive_int, default=2, help="2 for the pictures")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
                         help="the default rates suit Adam; SGD with momentum needs far larger "
                              "ones (the paper used 0.01 and 0.1)")
-    parser.add_argument("--lr-rec", type=float, default=4e-4, help="encoder and decoder")
-    parser.add_argument("--lr-disc", type=float, default=4e-4, help="discriminator")
-    parser.add_argument("--lr-gen", type=float, default=4e-4, help="encoder against D")
-    parser.add_argument("--lr-decay", type=float, default=0.1,
+    parser.add_argument("--lr-rec", type=cli.positive_float, default=4e-4,
+                        help="encoder and decoder")
+    parser.add_argument("--lr-disc", type=cli.positive_float, default=4e-4, help="discriminator")
+    parser.add_argument("--lr-gen", type=cli.positive_float, default=4e-4, help="encoder against D")
+    parser.add_argument("--lr-decay", type=cli.positive_float, default=0.1,
                         help="the rates fall linearly to this fraction by the last epoch")
-    parser.add_argument("--mmd-n", type=int, default=2000, help="test codes in the MMD")
-    parser.add_argument("--vae-epochs", type=int, default=None,
+    parser.add_argument("--mmd-n", type=cli.int_at_least(2), default=2000,
+                        help="test codes in the MMD")
+    parser.add_argument("--vae-epochs", type=cli.non_negative_int, default=None,
                         help="epochs of the comparison VAE (default --epochs; 0 = skip it)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default=None, help="default runs/aae-<prior>")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
@@ -59,6 +61,7 @@ def main():
             priors.make(name, args.latent_dim)
         except ValueError as e:
             parser.error(str(e))
+        cli.output_folder(parser, out_folder(args, name))  # every one, before any training
 
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
@@ -67,12 +70,16 @@ def main():
     vae = train_vae(args, x_train, x_test, y_test)
     rows = []
     for name in chosen:
-        out = args.out or os.path.join("runs", f"aae-{name}")
-        if args.out and args.prior == "all":
-            out = os.path.join(args.out, name)
-        rows.append(run(args, name, out, x_train, y_train, x_test, y_test, vae))
+        rows.append(run(args, name, out_folder(args, name), x_train, y_train, x_test, y_test, vae))
     if len(rows) > 1:
         print_table(rows, args.data)
+
+
+def out_folder(args, prior) -> str:
+    """runs/aae-<prior> by default; --out DIR, or DIR/<prior> with --prior all."""
+    if not args.out:
+        return os.path.join("runs", f"aae-{prior}")
+    return os.path.join(args.out, prior) if args.prior == "all" else args.out
 
 
 def run(args, prior, out, x_train, y_train, x_test, y_test, vae) -> dict:

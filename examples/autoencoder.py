@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from minivae import data, optim, viz
+from minivae import cli, data, optim, viz
 from minivae.models.ae import AE
 from minivae.tensor import Tensor, no_grad
 from minivae.train import fit, write_json
@@ -22,16 +22,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional autoencoder")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--latent-dim", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=cli.positive_int, default=20)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+    parser.add_argument("--latent-dim", type=cli.positive_int, default=20)
+    parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
     parser.add_argument("--loss", default="bernoulli", choices=["bernoulli", "mse"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default=None, help="default runs/autoencoder or runs/conv-ae")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    out = args.out or os.path.join("runs", "conv-ae" if args.conv else "autoencoder")
+    out = cli.output_folder(parser, args.out or os.path.join("runs", "conv-ae" if args.conv
+                                                             else "autoencoder"))
 
     (x_train, _), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)

@@ -14,7 +14,7 @@ import numpy as np
 
 import minivae
 from minivae import functional as F
-from minivae import nn, optim
+from minivae import cli, nn, optim
 
 
 def two_moons(n: int, noise: float, rng: np.random.Generator):
@@ -30,12 +30,13 @@ def two_moons(n: int, noise: float, rng: np.random.Generator):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=cli.positive_int, default=30)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=64)
+    parser.add_argument("--lr", type=cli.positive_float, default=1e-2)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default="runs/mlp", help="folder for the figure and weights")
     args = parser.parse_args()
+    cli.output_folder(parser, args.out)
 
     rng = np.random.default_rng(args.seed)
     x_train, y_train = two_moons(2000, 0.15, rng)

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from minivae import data, no_grad
+from minivae import cli, data, no_grad
 from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
 from minivae.train import write_json
 
@@ -25,20 +25,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k",
                         choices=["mnist-5k", "mnist", "fashion-mnist"])
-    parser.add_argument("--latent-dim", type=int, default=50, help="number of principal components")
-    parser.add_argument("--seed", type=int, default=0, help="picks the test images shown")
+    parser.add_argument("--latent-dim", type=cli.positive_int, default=50,
+                        help="number of principal components")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0,
+                        help="picks the test images shown")
     parser.add_argument("--out", default="runs/pca", help="folder for the figures and metrics.json")
-    parser.add_argument("--linear-ae-steps", type=int, default=0,
+    parser.add_argument("--linear-ae-steps", type=cli.non_negative_int, default=0,
                         help="also train the gradient-descent twin (LinearAutoencoder, full-batch "
                              "Adam) for this many steps and compare it with PCA (slow: ~0.1 s a "
                              "step on mnist-5k; 300 steps reach PCA's error to 4 digits)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=cli.positive_int, default=None,
                         help="unused: PCA is fitted in closed form (accepted for uniformity "
                              "with the other examples)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=cli.positive_int, default=None,
                         help="unused: PCA is fitted in closed form (accepted for uniformity "
                              "with the other examples)")
     args = parser.parse_args()
+    cli.output_folder(parser, args.out)
     rng = np.random.default_rng(args.seed)
 
     (x_train, y_train), (x_test, y_test) = data.load(args.data)   # uint8 (N, 28, 28)

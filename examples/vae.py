@@ -3,6 +3,7 @@
     python examples/vae.py                      # MLP VAE on the shipped mnist-5k, under a minute
     python examples/vae.py --conv               # the convolutional VAE
     python examples/vae.py --latent-dim 2       # adds Kingma & Welling's 2-D manifold figure
+    python examples/vae.py --prior vamp         # a learned prior: 'mixture' or 'vamp'
     python examples/vae.py --data fashion-mnist --epochs 10
 
 Writes to --out (default runs/vae or runs/conv-vae): figures (PNG), metrics.json, history.json and
@@ -14,8 +15,8 @@ import time
 
 import numpy as np
 
-from minivae import data, optim, viz
-from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats
+from minivae import cli, data, optim, priors, viz
+from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats, prior_mmd
 from minivae.models.vae import VAE
 from minivae.train import fit, write_json
 
@@ -24,20 +25,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional VAE")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--latent-dim", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=cli.positive_int, default=30)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+    parser.add_argument("--latent-dim", type=cli.positive_int, default=20)
+    parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
     parser.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
-    parser.add_argument("--c", type=float, default=0.1, help="variance of the Gaussian decoder")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    parser.add_argument("--c", type=cli.positive_float, default=0.1,
+                        help="variance of the Gaussian decoder")
+    parser.add_argument("--beta", type=cli.non_negative_float, default=1.0,
+                        help="weight of the KL term")
+    parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
+                        help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
+    parser.add_argument("--prior-components", type=cli.positive_int, default=10,
+                        help="components K of a learned prior")
     parser.add_argument("--binarize", action="store_true", help="dynamic binarisation")
-    parser.add_argument("--iwae-k", type=int, default=100, help="samples for -log p(x); 0 = skip")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iwae-k", type=cli.non_negative_int, default=100,
+                        help="samples for -log p(x); 0 = skip")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default=None, help="default runs/vae or runs/conv-vae")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    out = args.out or os.path.join("runs", "conv-vae" if args.conv else "vae")
+    out = cli.output_folder(parser, args.out or os.path.join("runs",
+                                                             "conv-vae" if args.conv else "vae"))
 
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
@@ -46,7 +55,8 @@ def main():
     rng = np.random.default_rng(args.seed)
     build = VAE.conv if args.conv else VAE.mlp
     model = build(latent_dim=args.latent_dim, rng=rng, likelihood=args.likelihood, c=args.c,
-                  beta=args.beta)
+                  beta=args.beta, prior=args.prior, prior_components=args.prior_components,
+                  prior_data=x_train)
     print(model)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     history = fit(model, optimizer, x_train, x_test, epochs=args.epochs,
@@ -58,6 +68,7 @@ def main():
     last = history[-1]
     metrics = {"data": args.data, "model": "conv-vae" if args.conv else "mlp-vae",
                "latent_dim": args.latent_dim, "likelihood": args.likelihood,
+               "prior": args.prior, "prior_components": args.prior_components,
                "test_loss": last["test_loss"], "test_rec": last["test_rec"],
                "test_kl": last["test_kl"], "bits_per_dim": bits_per_dim(last["test_loss"]),
                "epochs": len(history),
@@ -69,6 +80,9 @@ def main():
         print(f"-log p(x) by importance sampling, k = {args.iwae_k}: {metrics['iwae_nll']:.2f} "
               f"nats ({time.perf_counter() - start:.1f}s)")
     metrics.update(posterior_stats(model, x_test))
+    metrics.update(prior_mmd(model, x_test, np.random.default_rng(3)))
+    print(f"MMD² of the aggregate posterior to the prior {metrics['mmd']:.2e} "
+          f"(floor {metrics['mmd_floor']:.2e})")
     print(f"test -ELBO {metrics['test_loss']:.2f} nats/image = rec {metrics['test_rec']:.2f} "
           f"+ KL {metrics['test_kl']:.2f}  ({metrics['bits_per_dim']:.4f} bits/dim); "
           f"active units {metrics['active_units']}/{args.latent_dim}")
@@ -83,7 +97,7 @@ def draw(model, x_test, y_test, history, out):
                             os.path.join(out, "reconstructions.png"), n=16,
                             title="test digits (top) and their reconstructions"),
         viz.image_grid(model.sample(64, rng), os.path.join(out, "samples.png"),
-                       title="samples: z ~ N(0, I) through the decoder"),
+                       title=f"samples: z ~ p(z) ({model.config.prior} prior) through the decoder"),
         viz.latent_scatter(encode_all(model, x_test)[0], y_test,
                            os.path.join(out, "latent.png"), title="E[z|x] of test digits"),
         viz.interpolations(model.interpolate(x_test[:6], x_test[6:12], steps=10)[:, :, 0],
@@ -95,6 +109,16 @@ def draw(model, x_test, y_test, history, out):
         written.append(viz.manifold(model.generate,
                                     os.path.join(out, "manifold.png"),
                                     title="decoded grid of the 2-D latent space"))
+        prior = model.config.prior  # the codes over N(0, I), and over the learned prior
+        shown = {"N(0, I)": priors.StandardPrior(2)} | (
+            {f"learned: {prior}": model.prior} if prior != "standard" else {})
+        written.append(viz.prior_density(encode_all(model, x_test)[0], y_test, shown,
+                                         os.path.join(out, "prior_density.png"),
+                                         title="E[z|x] of test digits over the prior's density"))
+    if model.config.prior == "vamp":
+        written.append(viz.image_grid(np.clip(model.prior.pseudo_inputs.data, 0, 1),
+                                      os.path.join(out, "pseudo_inputs.png"),
+                                      title="the VampPrior's learned pseudo-inputs u_k"))
     print("wrote " + ", ".join(written))
 
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
+import math
 import os
 import struct
 import sys
@@ -44,6 +46,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
+
+from minivae.files import STALE, file_mode, sweep
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -91,6 +95,8 @@ SHA256 = {
 
 NAMES = ("mnist-5k", *MIRRORS)
 TIMEOUT = 30.0  # seconds without a byte before a download gives up
+DEADLINE = 600.0  # seconds for one file in all, however slowly its bytes trickle in
+MAX_BYTES = 64 << 20  # the largest file, Fashion-MNIST's training images, is 26 MB
 
 # IDX: magic = 0, 0, type code, number of dimensions; then each dimension as a big-endian uint32;
 # then the values, big-endian, C order.
@@ -208,26 +214,50 @@ def download(url: str, path: Path, sha256: str, stream: IO[str] | None = None) -
     """Fetch `url` to `path` if its SHA-256 matches; otherwise raise and leave nothing at `path`.
 
     The bytes go to a temporary file beside `path` (same file system, so the rename is atomic)
-    that is renamed only after the checksum matches, and deleted on any failure, Ctrl-C included.
+    that is flushed to disk and renamed only after the checksum matches, and deleted on any
+    failure, Ctrl-C included; what a killed download left (`*.part` unchanged for a minute) is
+    swept first. A download stops, as an OSError, when no byte comes for TIMEOUT seconds, when it
+    has not finished after DEADLINE seconds in all, and when the server sends more than it
+    announced (Content-Length) or, announcing nothing, more than MAX_BYTES.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep(path.parent, f"{path.name}.*.part", older_than=STALE)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:
-        digest = hashlib.sha256()
+        digest, start = hashlib.sha256(), time.monotonic()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
+            limit = MAX_BYTES if total is None else total
+            if limit > MAX_BYTES:
+                raise DataError(f"{url}: announces {_mb(total)}, more than any of these files "
+                                f"({_mb(MAX_BYTES)}); not downloaded")
             progress = _Progress(url, total, stream)
-            while chunk := response.read(1 << 16):
+            while chunk := response.read1(1 << 16):  # one read from the socket: the deadline
+                if progress.done + len(chunk) > limit:  # is checked after each
+                    raise DataError(f"{url}: sent more than {_mb(limit)}; the download was "
+                                    f"discarded")
                 out.write(chunk)
                 digest.update(chunk)
                 progress.update(len(chunk))
+                if time.monotonic() - start > DEADLINE:
+                    raise TimeoutError(f"{url}: not finished after {DEADLINE:.0f} s "
+                                       f"({_mb(progress.done)} of {_mb(total)}); the download "
+                                       f"was discarded")
             progress.close()
+            if total is not None and progress.done < total:
+                raise OSError(f"{url}: the connection closed after {progress.done} of {total} "
+                              f"bytes")
+            out.flush()
+            os.fsync(out.fileno())
         if digest.hexdigest() != sha256:
             raise DataError(f"{url}: SHA-256 mismatch (expected {sha256}, got "
                             f"{digest.hexdigest()}); the download was discarded")
-        os.chmod(tmp, 0o644)  # mkstemp made it private; a cached data set need not be
+        os.chmod(tmp, file_mode())  # mkstemp made it private; a cached data set need not be
         os.replace(tmp, path)
+    except http.client.HTTPException as e:  # e.g. the connection closed before Content-Length
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(f"{url}: {type(e).__name__} {e}") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -283,36 +313,55 @@ def _mb(n: int | None) -> str:
 # ----------------------------------------------------------------------------- IDX files
 
 
+MAX_DEFLATE_RATIO = 1032  # deflate packs at most 258 bytes into 2 bits: a gzip inflates ≤ 1032×
+
+
 def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
     """Read an IDX file, gzipped or raw (told apart by the gzip magic bytes, not the file name).
 
-    Raises DataError, naming the file, on a corrupt or truncated gzip, a bad or unexpected magic
-    number, or a payload that does not fill the shape the header promises.
+    The header is read first, from the head of the (inflating) stream: a file of the wrong kind,
+    or one whose header promises more values than it can hold, is refused before the rest is
+    inflated. Raises DataError, naming the file, on a corrupt or truncated gzip, a bad or
+    unexpected magic number, or a payload that does not fill the shape the header promises.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)  # checks gzip's CRC-32 and length, so corruption shows here
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip ({e})") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (magic number 0x{raw[:4].hex()}, expected "
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    on_disk = path.stat().st_size
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            return _read_idx_stream(path, f, expect_magic, on_disk, gz)
+    except (OSError, EOFError, zlib.error) as e:  # gzip checks its CRC-32 and length at the end
+        raise DataError(f"{path}: corrupt or truncated gzip ({e})") from e
+
+
+def _read_idx_stream(path: Path, f, expect_magic: int | None, on_disk: int, gz: bool):
+    head = f.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+        raise DataError(f"{path}: not an IDX file (magic number 0x{head.hex()}, expected "
                         "0x0000 then a type code and the number of dimensions)")
-    magic, ndim = int.from_bytes(raw[:4], "big"), raw[3]
+    magic, ndim = int.from_bytes(head, "big"), head[3]
     if expect_magic is not None and magic != expect_magic:
         raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x}, "
                         f"expected 0x{expect_magic:08x}")
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != size:
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({4 + len(dims)} bytes, need {header})")
+    shape = struct.unpack(f">{ndim}I", dims)
+    dtype = np.dtype(IDX_TYPES[head[2]])
+    size = math.prod(shape) * dtype.itemsize  # Python's integers: no overflow
+    at_most = on_disk * MAX_DEFLATE_RATIO if gz else on_disk - header
+    if size > at_most:
         raise DataError(f"{path}: header promises {shape} values of {dtype.name} ({size} bytes), "
-                        f"file holds {len(raw) - header} bytes after the header")
-    values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+                        f"more than this file can hold ({at_most} bytes after the header)")
+    raw = f.read(size)
+    more = f.read(1)  # at the end of a gzip stream this checks its CRC-32
+    if len(raw) != size or more:
+        held = f"more than {size}" if more else str(len(raw))  # (inflate no further)
+        raise DataError(f"{path}: header promises {shape} values of {dtype.name} ({size} bytes), "
+                        f"file holds {held} bytes after the header")
+    values = np.frombuffer(raw, dtype=dtype).reshape(shape)
     return values.astype(dtype.newbyteorder("="))  # native byte order, and a writable copy
 
 

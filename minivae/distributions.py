@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from minivae import checks
 from minivae import functional as F
 from minivae.tensor import Function, Tensor, unbroadcast
 
@@ -52,7 +53,15 @@ def kl_normal(mu1: np.ndarray, log_var1: np.ndarray,
     = ½(ln σ2²/σ1² + σ1²/σ2² − 1 + (mu1 − mu2)²/σ2²), in the same expm1 form."""
     mu1, log_var1, mu2, log_var2 = map(np.asarray, (mu1, log_var1, mu2, log_var2))
     delta = log_var1 - log_var2  # ln σ1²/σ2²
-    return 0.5 * ((np.expm1(delta) - delta) + (mu1 - mu2) ** 2 * np.exp(-log_var2))
+    return 0.5 * ((np.expm1(delta) - delta) + _over_variance(mu1 - mu2, mu1 - mu2, log_var2))
+
+
+def _over_variance(a, b, log_var):
+    """a·b / e^log_var, and 0 where b = 0: the limit at the mean itself, kept when the variance
+    underflows (e^−log_var = inf would make 0·inf = NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = a * b * np.exp(-log_var)
+    return np.where(b == 0, np.zeros((), r.dtype), r)
 
 
 # ---------------------------------------------------------------- hand-derived gradients
@@ -106,13 +115,30 @@ class KLNormal(Function):
     @staticmethod
     def backward(ctx, kl_bar):
         mu1, log_var1, mu2, log_var2 = ctx.saved
-        delta_over_var2 = (mu1 - mu2) * np.exp(-log_var2)  # Δ/σ2²
+        delta_over_var2 = _over_variance(1, mu1 - mu2, log_var2)  # Δ/σ2², 0 where Δ = 0
         expm1_delta = np.expm1(log_var1 - log_var2)  # σ1²/σ2² − 1
         mu1_bar = kl_bar * delta_over_var2
         log_var1_bar = 0.5 * kl_bar * expm1_delta
-        log_var2_bar = -0.5 * kl_bar * (expm1_delta + (mu1 - mu2) * delta_over_var2)
+        log_var2_bar = -0.5 * kl_bar * (expm1_delta + (mu1 - mu2) * delta_over_var2)  # Δ²/σ2²
         return (unbroadcast(mu1_bar, mu1.shape), unbroadcast(log_var1_bar, log_var1.shape),
                 unbroadcast(-mu1_bar, mu2.shape), unbroadcast(log_var2_bar, log_var2.shape))
+
+
+class SquaredOverVariance(Function):
+    """r = d²/σ² = d²·e^(−log_var), and r = 0 where d = 0 even if σ² underflowed to 0;
+    d_bar = 2·r_bar·d/σ² (0 where d = 0);  log_var_bar = −r_bar·r."""
+
+    @staticmethod
+    def forward(ctx, d, log_var):
+        r = _over_variance(d, d, log_var)
+        ctx.save_for_backward(d, log_var, r)
+        return r
+
+    @staticmethod
+    def backward(ctx, r_bar):
+        d, log_var, r = ctx.saved
+        d_bar = 2 * r_bar * _over_variance(1, d, log_var)
+        return unbroadcast(d_bar, d.shape), unbroadcast(-r_bar * r, log_var.shape)
 
 
 # ---------------------------------------------------------------- distributions
@@ -145,10 +171,11 @@ class Normal:
         return Reparameterize.apply(self.mu, self.log_var, eps=eps)
 
     def log_prob(self, z) -> Tensor:
-        """ln N(z | mu, σ²) = −½(ln 2π + log_var + (z − mu)²/σ²), per element."""
+        """ln N(z | mu, σ²) = −½(ln 2π + log_var + (z − mu)²/σ²), per element; finite at z = mu
+        even when σ² underflows to 0."""
         z = _tensor(z, like=None if self._numbers else self.mu)
         mu, log_var = self._in(z.dtype)
-        return -0.5 * (LOG_2PI + log_var + (z - mu) ** 2 * F.exp(-log_var))
+        return -0.5 * (LOG_2PI + log_var + SquaredOverVariance.apply(z - mu, log_var))
 
     def entropy(self) -> Tensor:
         """h = ½(ln 2π + 1 + log_var), per dimension (the shape of log_var)."""
@@ -177,6 +204,7 @@ class Bernoulli:
     def log_prob(self, x) -> Tensor:
         """x·ln σ(l) + (1 − x)·ln(1 − σ(l)) = −BCE-with-logits, per element; finite for any |l|."""
         x = _tensor(x, like=self.logits)
+        checks.probabilities(x.data, "x", "Bernoulli.log_prob")  # else negative 'nats'
         return -F.binary_cross_entropy_with_logits(self.logits, x, reduction="none")
 
     def sample(self, rng: np.random.Generator) -> Tensor:

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from minivae import checks
 from minivae import functional as F
 from minivae.kernels import conv
 from minivae.tensor import Tensor
@@ -99,6 +100,7 @@ class Module:
 
 
 def _uniform(rng: np.random.Generator, bound: float, shape: tuple, dtype) -> Parameter:
+    checks.dtype(dtype, "dtype", "a layer")  # float16 and the rest have no kernels
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
@@ -179,7 +181,8 @@ class ConvTranspose2d(Module):
 class MaskedConv2d(Conv2d):
     """PixelCNN's masked convolution (van den Oord et al., 2016): a fixed (k, k) mask hides the
     pixels at and after the centre in raster order, so output pixel i sees only input pixels
-    before i. Type 'A' (first layer) also hides the centre; type 'B' keeps it. The convolution
+    before i. Type 'A' (first layer) also hides the centre; type 'B' keeps it. The gated
+    PixelCNN's stacks use 'V', 'HA' and 'HB' (see `kernels.conv.pixelcnn_mask`). The convolution
     runs on the unmasked taps only (F.conv2d's mask), so the hidden weights get zero gradient;
     they are zeroed at initialisation, so `weight` alone is the layer's whole kernel."""
 
@@ -189,8 +192,9 @@ class MaskedConv2d(Conv2d):
         if kernel_size % 2 == 0:
             raise ValueError(f"MaskedConv2d: kernel_size must be odd so the mask has a centre, "
                              f"got {kernel_size}")
-        if mask_type not in ("A", "B"):
-            raise ValueError(f"MaskedConv2d: mask_type must be 'A' or 'B', not {mask_type!r}")
+        if mask_type not in ("A", "B", "V", "HA", "HB"):
+            raise ValueError(f"MaskedConv2d: mask_type must be 'A', 'B', 'V', 'HA' or 'HB', "
+                             f"not {mask_type!r}")
         padding = kernel_size // 2 if padding is None else padding
         super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias, rng, dtype)
         self.mask_type = mask_type

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minivae import checks
 from minivae.kernels import optim as kernels
 from minivae.kernels.fpenv import flush_subnormals
 from minivae.nn import Parameter
@@ -17,8 +18,10 @@ class Optimizer:
         self.params: list[Parameter] = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
+        who = type(self).__name__
+        checks.real(lr, "the learning rate lr", who, low=0, low_open=True)
+        for i, p in enumerate(self.params):
+            checks.dtype(p.dtype, f"parameter {i} {p.shape}", who)
         self.lr = lr
         self.t = 0  # steps taken
         self.buffers: dict[str, list[np.ndarray]] = {}  # per-parameter state, e.g. Adam's m, v
@@ -58,6 +61,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
+        checks.real(momentum, "momentum", "SGD", low=0)
+        checks.real(weight_decay, "weight_decay", "SGD", low=0)
         self.momentum, self.weight_decay = momentum, weight_decay
         if momentum:
             self.buffers["momentum"] = [np.zeros_like(p.data) for p in self.params]
@@ -85,6 +90,12 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"Adam: betas must be a pair (β1, β2), got {betas!r}")
+        for name, beta in zip(("betas[0]", "betas[1]"), betas):
+            checks.real(beta, name, "Adam", low=0, high=1, high_open=True)
+        checks.real(eps, "eps", "Adam", low=0, low_open=True)
+        checks.real(weight_decay, "weight_decay", "Adam", low=0)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         # C-contiguous (zeros_like would copy a transposed layout): the kernel writes through
         # flat views of p, m and v, and a flat view of a non-contiguous array is a copy.

@@ -7,6 +7,7 @@ MNIST); values outside [0, 1] — a PCA reconstruction, say — are clipped for 
     image_grid(images, path)              samples in a grid
     reconstructions(x, x_hat, path)       inputs above their reconstructions
     latent_scatter(z, labels, path)       codes coloured by class (PCA-projected if dim z > 2)
+    prior_density(z, labels, priors, path) 2-D codes over contours of one or more priors' density
     manifold(decode, path)                Kingma & Welling (2014), Figure 4: decoded latent grid
     interpolations(rows, path)            image sequences, one per row
     loss_curves(history, path)            train/test losses per epoch
@@ -325,6 +326,47 @@ def latent_scatter(z, labels, path, title: str | None = None, prior=None) -> str
     ax.set_ylabel(ylabel)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title or f"latent codes (N = {len(z)})", fontsize=11)
+    return _save(fig, path)
+
+
+def prior_density(z, labels, priors: dict, path, title: str | None = None, n: int = 200) -> str:
+    """2-D codes z (N, 2), coloured by integer `labels` (N,) (or None), over the contours of each
+    prior's density, one panel per entry of `priors`: {name: p} with p.log_prob mapping points
+    (G, 2) to ln p (G,), as an array or a minivae Tensor (it runs under no_grad) - the priors of
+    minivae.priors, say. The panels share one extent, the codes' and N(0, I)'s, so the priors
+    can be compared: where a learned prior puts its mass against where the codes are."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != 2 or len(z) < 2:
+        raise ValueError(f"prior_density: expected 2-D codes of shape (N, 2), got {z.shape}")
+    if labels is not None and np.shape(labels) != (len(z),):
+        raise ValueError(f"prior_density: labels must have shape ({len(z)},), "
+                         f"got {np.shape(labels)}")
+    if not priors:
+        raise ValueError("prior_density: give at least one prior, {name: prior}")
+    low = np.minimum(z.min(axis=0), -3)  # the codes, and where N(0, I) has its mass
+    high = np.maximum(z.max(axis=0), 3)
+    margin = 0.05 * (high - low)
+    u, v = (np.linspace(low[i] - margin[i], high[i] + margin[i], n) for i in (0, 1))
+    grid = np.stack(np.meshgrid(u, v), axis=-1).reshape(-1, 2)  # (n², 2)
+    size = float(np.clip(8000 / len(z), 2, 12))
+
+    fig = _figure(4.6 * len(priors), 4.6, layout="constrained")
+    for i, (name, prior) in enumerate(priors.items()):
+        ax = fig.add_subplot(1, len(priors), i + 1)
+        with no_grad():
+            log_p = prior.log_prob(grid.astype(np.float32))  # (n²,)
+        log_p = log_p.data if isinstance(log_p, Tensor) else np.asarray(log_p)
+        density = np.exp(log_p.astype(np.float64)).reshape(n, n)
+        ax.contourf(u, v, density, levels=12, cmap="Greys", alpha=0.8)
+        colours = None if labels is None else np.asarray(labels)
+        ax.scatter(z[:, 0], z[:, 1], s=size, c=colours, cmap="tab10", vmin=-0.5, vmax=9.5,
+                   alpha=0.6, linewidths=0, rasterized=True)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("z₁")
+        ax.set_ylabel("z₂")
+        ax.set_aspect("equal")
+    if title:
+        fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 

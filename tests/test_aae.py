@@ -241,8 +241,8 @@ def test_gaussian_prior_has_zero_mean_and_identity_covariance():
     np.testing.assert_allclose(cov, np.eye(3), atol=0.03)
 
 
-def test_mixture_prior_moments_and_components():
-    p = priors.GaussianMixture()
+def test_radial_prior_moments_and_components():
+    p = priors.RadialMixture()
     r, s_r, s_t = p.radius, p.radial_std, p.tangential_std
     mean, cov = moments(p.sample(40_000, np.random.default_rng(0)))
     np.testing.assert_allclose(mean, 0, atol=0.05)
@@ -297,9 +297,9 @@ def test_priors_are_deterministic_given_a_seed(name):
 
 
 def test_unknown_or_misfitting_priors_get_clear_errors():
-    with pytest.raises(ValueError, match="unknown prior 'laplace'; known: gaussian, mixture"):
+    with pytest.raises(ValueError, match="unknown prior 'laplace'; known: gaussian, radial"):
         priors.make("laplace", 2)
-    for name in ("mixture", "swiss-roll", "supervised"):
+    for name in ("radial", "swiss-roll", "supervised"):
         with pytest.raises(ValueError, match=f"'{name}' prior is 2-D.*3 dimensions"):
             priors.make(name, 3)
         with pytest.raises(ValueError, match="2-D"):
@@ -308,7 +308,7 @@ def test_unknown_or_misfitting_priors_get_clear_errors():
     with pytest.raises(ValueError, match="needs the labels"):
         priors.make("supervised", 2).sample(4, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.9"):
-        priors.make("mixture", 2).sample(2, np.random.default_rng(0), np.array([3, 10]))
+        priors.make("radial", 2).sample(2, np.random.default_rng(0), np.array([3, 10]))
     with pytest.raises(ValueError, match="takes no labels"):
         priors.Gaussian(2).sample(2, np.random.default_rng(0), np.array([0, 1]))
 

@@ -10,9 +10,15 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +312,215 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
     assert first == "downloading http://127.0.0.1/x.gz (0.0 MB)"
     assert bar.startswith("\rx.gz [") and bar.count("\r") == 2 and bar.endswith("100% 0.0 MB")
     assert end == ""
+
+
+# ----------------------------------------------------------------------------- crafted files (14)
+
+
+def overflowing_header(ndim=3, side=2**22):
+    """An IDX images header of `ndim` dimensions of `side`: 2^66 values, which wrap to 0 in int64."""
+    return bytes([0, 0, 0x08, ndim]) + struct.pack(f">{ndim}I", *[side] * ndim)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gz", "raw"])
+def test_an_idx_header_whose_size_overflows_int64_is_refused_naming_the_file(tmp_path, gz):
+    """Before the fix, np.prod in int64 wrapped 2^66 bytes to 0, the empty payload passed the
+    size check and reshape failed with a ValueError that named no file."""
+    path = tmp_path / "images"
+    raw = overflowing_header()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(data.DataError, match=r"header promises \(4194304, 4194304, 4194304\) "
+                                             r"values of uint8 \(73786976294838206464 bytes\)"
+                       ) as info:
+        data.read_idx(path, data.IMAGES_MAGIC)
+    assert str(path) in str(info.value)
+
+
+def test_an_overflowing_header_in_the_cache_is_removed(tmp_path):
+    """Before the fix the plain ValueError escaped the cache's clean-up: the bad copy stayed."""
+    cache = write_set(data.cache_dir("mnist"))
+    bad = cache / (data.TRAIN_IMAGES + ".gz")
+    bad.write_bytes(gzip.compress(overflowing_header()))
+    with pytest.raises(data.DataError, match="removed .*train-images-idx3-ubyte.gz from the cache"):
+        data.load("mnist")
+    assert not bad.exists()
+
+
+class CountingGzip(gzip.GzipFile):
+    inflated = 0
+
+    def read(self, size=-1):
+        chunk = super().read(size)
+        CountingGzip.inflated += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("payload, message, inflated", [
+    (lambda: b"PK\x03\x04" + bytes(20_000_000), "not an IDX file", 4),  # a zip's magic, 20 MB
+    (lambda: bytes([0, 0, 8, 3]) + struct.pack(">3I", 2000, 28, 28) + bytes(5_000_000),
+     "file holds more than 1568000 bytes", 16 + 1_568_001),  # trailing data, never inflated
+    (lambda: bytes([0, 0, 8, 3]) + struct.pack(">3I", 10**6, 100, 100) + bytes(1000),
+     "more than this file can hold", 16),  # 10 GB promised by a file of a few kB
+], ids=["not-idx", "trailing-data", "impossible-size"])
+def test_idx_headers_are_read_before_the_whole_file_is_inflated(tmp_path, monkeypatch, payload,
+                                                                message, inflated):
+    """Before the fix, every file was inflated whole (gzip.decompress) before its header was
+    read."""
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(payload(), compresslevel=1))
+    CountingGzip.inflated = 0
+    monkeypatch.setattr(gzip, "open", lambda p, mode: CountingGzip(p, mode))
+    monkeypatch.setattr(gzip, "decompress", lambda raw: pytest.fail("inflated the whole file"))
+    with pytest.raises(data.DataError, match=message):
+        data.read_idx(path)
+    assert CountingGzip.inflated <= inflated
+
+
+# ----------------------------------------------------------------------------- hostile servers (14)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """serve(handler) -> base URL: a server on 127.0.0.1 whose GET runs handler(request)."""
+    servers = []
+
+    def start(handle):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                try:
+                    handle(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def trickle(payload, pause, length=True):
+    """A handler that sends `payload` a byte at a time, `pause` seconds apart."""
+    def handle(request):
+        request.send_response(200)
+        if length:
+            request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        for byte in payload:
+            request.wfile.write(bytes([byte]))
+            request.wfile.flush()
+            time.sleep(pause)
+    return handle
+
+
+def test_a_trickling_download_stops_at_its_deadline_and_leaves_nothing(serve, tmp_path,
+                                                                       monkeypatch):
+    """A byte every 20 ms never trips the 30 s per-read timeout; before the fix nothing else
+    bounded a download (this one would have taken 8 s, a real file weeks)."""
+    payload = bytes(400)
+    url = serve(trickle(payload, 0.02))
+    monkeypatch.setattr(data, "DEADLINE", 0.5)
+    dest = tmp_path / "cache" / "f.gz"
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"f.gz: not finished after 0 s"):
+        data.download(url + "f.gz", dest, hashlib.sha256(payload).hexdigest(), stream=io.StringIO())
+    assert time.monotonic() - start < 3
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_download_is_capped_at_its_announced_size_or_at_max_bytes(serve, tmp_path, monkeypatch):
+    """A server that announces no size and never stops; one that announces too much. Before the
+    fix the first was read to the end (a full disk, from a hostile mirror)."""
+    def endless(request):
+        request.send_response(200)
+        request.end_headers()
+        for _ in range(400):  # 25 MB, unless the client hangs up first
+            request.wfile.write(bytes(1 << 16))
+
+    def huge(request):
+        request.send_response(200)
+        request.send_header("Content-Length", str(10**10))
+        request.end_headers()
+
+    monkeypatch.setattr(data, "MAX_BYTES", 1 << 20)
+    dest = tmp_path / "cache" / "f.gz"
+    with pytest.raises(data.DataError, match=r"f.gz: sent more than 1.0 MB; the download was "
+                                             r"discarded"):
+        data.download(serve(endless) + "f.gz", dest, "0" * 64, stream=io.StringIO())
+    with pytest.raises(data.DataError, match=r"f.gz: announces 10000.0 MB, more than any"):
+        data.download(serve(huge) + "f.gz", dest, "0" * 64, stream=io.StringIO())
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_connection_cut_short_is_said_so_and_the_next_mirror_serves(serve, server,
+                                                                      monkeypatch):
+    """Before the fix, a body cut short of its Content-Length was reported as a SHA-256
+    mismatch, and a chunked one cut short raised http.client's IncompleteRead, which escaped
+    load() as a bare error before the other mirrors were tried."""
+    served, good = server
+    write_set(served, tag=6)
+    sums = {base: hashlib.sha256((served / (base + ".gz")).read_bytes()).hexdigest()
+            for base in data.FILES}
+
+    def short(request):
+        request.send_response(200)
+        request.send_header("Content-Length", "100000")
+        request.end_headers()
+        request.wfile.write(bytes(10))  # then close
+
+    def chunked(request):
+        request.protocol_version = "HTTP/1.1"
+        request.send_response(200)
+        request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        request.wfile.write(b"3e8\r\n" + bytes(10))  # a chunk of 1000 bytes promised, 10 sent
+        request.close_connection = True
+
+    with pytest.raises(OSError, match=r"f.gz: the connection closed after 10 of 100000 bytes"):
+        data.download(serve(short) + "f.gz", data.cache_dir("x") / "f.gz", "0" * 64,
+                      stream=io.StringIO())
+    monkeypatch.setattr(data, "SHA256", {"mnist": sums})
+    for cut in (short, chunked):
+        for f in data.cache_dir("mnist").glob("*"):
+            f.unlink()
+        monkeypatch.setattr(data, "MIRRORS", {"mnist": (serve(cut), good)})
+        assert first_label() == 6
+
+
+KILLED_DOWNLOAD = textwrap.dedent("""
+    import io, sys
+    from pathlib import Path
+    from minivae import data
+    data.download(sys.argv[1], Path(sys.argv[2]), "0" * 64, stream=sys.stdout)
+""")
+
+
+def test_a_download_killed_midway_leaves_a_part_file_that_the_next_one_sweeps(serve, tmp_path):
+    payload = bytes(5000)
+    url = serve(trickle(payload, 0.01)) + "f.gz"
+    dest = tmp_path / "cache" / "f.gz"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_DOWNLOAD, url, str(dest)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().startswith("downloading")
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    parts = list(dest.parent.glob("f.gz.*.part"))
+    assert len(parts) == 1 and not dest.exists()
+    old = time.time() - 3600  # an hour without a byte: no live download's
+    os.utime(parts[0], (old, old))
+    fast = serve(trickle(b"ok", 0))
+    data.download(fast + "f.gz", dest, hashlib.sha256(b"ok").hexdigest(), stream=io.StringIO())
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["f.gz"]
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -471,3 +471,44 @@ def test_everything_stays_in_the_input_dtype(dtype):
     outputs += [prior.log_prob(Tensor(z)), prior.log_prob(z), q.kl(prior), prior.kl(q),
                 Normal(Tensor(mu), 0.0).kl_standard(), Normal(0.0, Tensor(lv)).rsample(rng)]
     assert [o.dtype for o in outputs] == [dtype] * len(outputs)
+
+
+# ---------------------------------------------------------------- underflowed variances (issue 14)
+
+
+@settings(max_examples=100)
+@given(mu=arrays(np.float64, 3, elements=reals(-5, 5)), lv=reals(-2000, -80),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_log_prob_and_kl_stay_finite_when_a_variance_underflows_at_equal_means(mu, lv, dtype):
+    """σ² = e^log_var underflows (e^−log_var = inf), the means are equal: (z − μ)²/σ² is 0, not
+    0·inf = NaN; so ln N(μ | μ, σ²) = −½(ln 2π + log_var) and KL(q ‖ q) = 0, and their gradients
+    are finite. Before the fix all were NaN."""
+    mu, log_var = mu.astype(dtype), np.full(3, lv, dtype)
+    q = Normal(Tensor(mu, requires_grad=True), Tensor(log_var, requires_grad=True))
+    log_p = q.log_prob(mu)
+    np.testing.assert_allclose(log_p.data, -0.5 * (np.log(2 * np.pi) + log_var), rtol=1e-6)
+    log_p.sum().backward()
+    assert np.all(np.isfinite(q.mu.grad)) and np.all(np.isfinite(q.log_var.grad))
+    p = Normal(Tensor(mu.copy(), requires_grad=True), Tensor(log_var.copy(), requires_grad=True))
+    kl = q.kl(p)
+    assert np.all(kl.data == 0) and kl.dtype == dtype
+    kl.sum().backward()
+    for g in (p.mu.grad, p.log_var.grad):
+        assert np.all(np.isfinite(g))
+    assert np.all(kl_normal(mu, log_var - 1, mu, log_var) > 0)  # σ1 ≠ σ2: still a plain number
+    assert np.all(np.isfinite(kl_normal(mu, log_var - 1, mu, log_var)))
+
+
+@settings(max_examples=60)
+@given(q=gaussian_params(sigma=(0.1, 3.0)), seed=st.integers(0, 2**32 - 1))
+def test_squared_over_variance_gradient_equals_autodiff_and_finite_differences(q, seed):
+    """Property 5 for the hand-derived (z − μ)²/σ² inside Normal.log_prob, against autodiff of
+    (z − μ)²·exp(−log_var) where that is finite, and central differences."""
+    mu, lv = q
+    z = np.random.default_rng(seed).standard_normal(mu.shape)
+    r_bar = np.random.default_rng(seed + 1).standard_normal(mu.shape)
+    hand = lambda m, v: Normal(m, v).log_prob(z)
+    primitive = lambda m, v: -0.5 * (np.log(2 * np.pi) + v + (Tensor(z) - m) ** 2 * F.exp(-v))
+    for g_hand, g_auto in zip(grads(hand, (mu, lv), r_bar), grads(primitive, (mu, lv), r_bar)):
+        np.testing.assert_allclose(g_hand, g_auto, rtol=1e-12, atol=1e-12)
+    gradcheck(hand, mu, lv)

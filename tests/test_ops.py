@@ -317,6 +317,36 @@ def test_astype(data):
     check_grad(lambda t: t.astype(np.float32).astype(np.float64), x, eps=1e-2, atol=1e-4)
 
 
+# ---------------------------------------------------------------- the gated PixelCNN's ops
+
+FEATURE_MAPS = hnp.array_shapes(min_dims=3, max_dims=4, min_side=1, max_side=4)
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_shift_down_moves_rows_down_and_its_gradient_up(data):
+    x = data.draw(arrays(data.draw(FEATURE_MAPS)))
+    y = F.shift_down(Tensor(x)).data
+    np.testing.assert_array_equal(y[..., 1:, :], x[..., :-1, :])
+    np.testing.assert_array_equal(y[..., 0, :], 0)
+    check_grad(F.shift_down, x)
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_gated_tanh_is_tanh_of_one_half_times_sigmoid_of_the_other(data):
+    B, C, *rest = data.draw(FEATURE_MAPS)
+    x = data.draw(arrays((B, 2 * C, *rest)))
+    y = F.gated_tanh(Tensor(x)).data
+    np.testing.assert_allclose(y, np.tanh(x[:, :C]) / (1 + np.exp(-x[:, C:])), rtol=1e-12)
+    check_grad(F.gated_tanh, x)
+
+
+def test_gated_tanh_refuses_an_odd_channel_count():
+    with pytest.raises(ValueError, match="even number of channels"):
+        F.gated_tanh(Tensor(np.zeros((2, 3, 4, 4))))
+
+
 # ---------------------------------------------------------------- dtype preservation
 
 # Every op, with the shapes of its inputs (the binary ones broadcast).
@@ -354,6 +384,8 @@ OPS = {
     "bce_with_logits none": (lambda l, t: F.binary_cross_entropy_with_logits(l, t, "none"),
                              (2, 3), (3,)),
     "mse_loss": (F.mse_loss, (2, 3), (2, 3)),
+    "shift_down": (F.shift_down, (2, 3, 4, 5)),
+    "gated_tanh": (F.gated_tanh, (2, 4, 3, 3)),
     "linear": (F.linear, (2, 3), (4, 3), (4,)),
     "linear relu, no bias": (lambda x, w: F.linear(x, w, activation="relu"), (2, 3), (4, 3)),
     "linear sigmoid": (lambda x, w, b: F.linear(x, w, b, "sigmoid"), (2, 3), (4, 3), (4,)),

@@ -126,6 +126,75 @@ def test_float32_input_keeps_float32_output():
     assert pca.decode(Z).dtype == np.float32 and pca.decode(Z).shape == (50, 3)
 
 
+# ---------------------------------------------------------------- repeated eigenvalues (issue 14)
+
+
+def data_with_spectrum(rng, N, eigenvalues, shift=1.5):
+    """N rows whose covariance (divisor N) has exactly these eigenvalues, in a random basis:
+    X̄ = √N · Q diag(√λ) Rᵀ with Q (N, D) orthonormal columns orthogonal to the ones vector (so
+    the mean is `shift` exactly) and R a random rotation, so X̄ᵀX̄ / N = R diag(λ) Rᵀ."""
+    D = len(eigenvalues)
+    A = rng.standard_normal((N, D))
+    Q, _ = np.linalg.qr(A - A.mean(axis=0))                            # (N, D), columns ⊥ 1
+    return np.sqrt(N) * (Q * np.sqrt(eigenvalues)) @ random_rotation(rng, D).T + shift
+
+
+@st.composite
+def clustered_spectra(draw):
+    """1 to 4 levels (0 allowed), each repeated 1 to 4 times, each copy moved by nothing or by a
+    relative 1e-13 .. 1e-9: repeated and near-repeated eigenvalues, shuffled."""
+    levels = draw(st.lists(st.sampled_from([0.0]) | st.floats(0.01, 10), min_size=1, max_size=4,
+                           unique=True))
+    spectrum = []
+    for level in levels:
+        for _ in range(draw(st.integers(1, 4))):
+            nudge = draw(st.sampled_from([0.0]) | st.floats(1e-13, 1e-9))
+            spectrum.append(level * (1 + draw(st.sampled_from([-1, 1])) * nudge))
+    return np.array(draw(st.permutations(spectrum)))
+
+
+def check_pca_on_spectrum(X, eigenvalues, k):
+    """Real, orthonormal, sorted, the eigenvalues those of the data, and the reconstruction error
+    the sum of the discarded ones (which are defined even when a level straddles k)."""
+    pca = PCA(k).fit(X)
+    W, lam = pca.components_, pca.eigenvalues_
+    truth = np.sort(eigenvalues)[::-1]
+    scale = 1 + truth.max()
+    assert W.dtype == np.float64 and lam.dtype == np.float64, (W.dtype, lam.dtype)  # not complex
+    assert np.all(np.isfinite(W)) and W.shape == (k, X.shape[1])
+    np.testing.assert_allclose(W @ W.T, np.eye(k), atol=1e-10)
+    assert np.all(np.diff(lam) <= 0), f"eigenvalues not descending: {lam}"
+    np.testing.assert_allclose(lam, truth, atol=1e-10 * scale)
+    np.testing.assert_array_equal(pca.explained_variance_, lam[:k])
+    assert abs(pca.reconstruction_error(X) - truth[k:].sum()) <= 1e-9 * scale
+
+
+@settings(max_examples=60, deadline=None)
+@given(spectrum=clustered_spectra(), extra_rows=st.integers(1, 40), k=st.data(),
+       seed=st.integers(0, 2**32 - 1))
+def test_repeated_and_near_repeated_eigenvalues(spectrum, extra_rows, k, seed):
+    D = len(spectrum)
+    X = data_with_spectrum(np.random.default_rng(seed), D + extra_rows, spectrum)
+    check_pca_on_spectrum(X, spectrum, k.draw(st.integers(1, D)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_data_on_which_eig_returns_complex_unsorted_output(seed):
+    """A spectrum of three repeated levels (and zeros): here numpy.linalg.eig returns complex
+    round-off, unsorted eigenvalues and a non-orthogonal basis; PCA must not."""
+    spectrum = np.array([4, 4, 4, 1, 1, 1, 1, 0.25, 0.25, 0, 0, 0], float)
+    for attempt in range(seed, 1000, 3):  # the first data of this seed's family where eig fails
+        X = data_with_spectrum(np.random.default_rng(attempt), 40, spectrum)
+        C = np.cov(X.T, bias=True)
+        values, vectors = np.linalg.eig(C)
+        if np.iscomplexobj(values) and np.abs(values.imag).max() > 0:
+            break
+    assert np.iscomplexobj(values) and np.any(np.diff(values.real) > 0)
+    assert np.abs(vectors.real.T @ vectors.real - np.eye(12)).max() > 1e-6
+    for k in (2, 3, 5, 9):
+        check_pca_on_spectrum(X, spectrum, k)
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

@@ -474,16 +474,30 @@ def conv_transpose2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, s
 
 
 def pixelcnn_mask(k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
-    """(k, k) mask that lets output pixel (r, c) see only input pixels before it in raster order:
-    rows above, and the pixels to the left in its own row. Type 'A' (first layer) also hides the
-    centre pixel itself, type 'B' (later layers) lets it through. One channel group, so the same mask
-    serves every (output, input) channel pair: no R/G/B ordering as in the paper's colour model."""
-    if mask_type not in ("A", "B"):
-        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    """(k, k) mask of the kernel taps a PixelCNN convolution may use, for one channel group (the
+    same mask serves every (output, input) channel pair: no R/G/B ordering as in the paper's
+    colour model). Output pixel (r, c) then reads input pixel (r + i - k//2, c + j - k//2) only
+    where mask[i, j] = 1.
+
+    Raster masks (van den Oord et al., "Pixel Recurrent Neural Networks", 2016):
+      'A'  rows above, and the pixels left of the centre in its own row (a first layer);
+      'B'  the same and the centre itself (later layers).
+    Stacked raster masks leave a blind spot above and to the right; the gated PixelCNN
+    (van den Oord et al., "Conditional Image Generation with PixelCNN Decoders", 2016) splits them:
+      'V'   the vertical stack: the rows above and the centre row, every column (its output at row
+            r is used for row r + 1 only, after a shift down one row);
+      'HA'  the horizontal stack's first layer: the centre row, left of the centre;
+      'HB'  its later layers: the centre row, left of the centre and the centre."""
+    if mask_type not in ("A", "B", "V", "HA", "HB"):
+        raise ValueError(f"mask_type must be 'A', 'B', 'V', 'HA' or 'HB', got {mask_type!r}")
     if k < 1 or k % 2 == 0:
         raise ValueError(f"a PixelCNN mask needs an odd kernel size to have a centre, got {k}")
     centre = k // 2
-    mask = np.ones((k, k), dtype)
-    mask[centre, centre + (mask_type == "B"):] = 0  # the centre row from the centre (A) or after it (B)
-    mask[centre + 1:, :] = 0  # every row below
+    mask = np.zeros((k, k), dtype)
+    if mask_type == "V":
+        mask[:centre + 1, :] = 1
+        return mask
+    if mask_type in ("A", "B"):
+        mask[:centre, :] = 1  # every row above
+    mask[centre, :centre + mask_type.endswith("B")] = 1  # left of the centre, and the centre for B
     return mask

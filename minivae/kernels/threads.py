@@ -25,6 +25,7 @@ on a training step of the conv VAE (batch 128, median): 38 ms with every product
 """
 import ctypes
 import glob
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -71,9 +72,10 @@ def set_num_threads(n: int) -> None:
     matrix products included, which is also the way to step through a kernel in pdb. Results are
     the same to the last bit for every n."""
     global _workers, _pool
-    if n < 1:
-        raise ValueError(f"need at least one thread, got {n}")
-    _workers = n if _openblas is not None else 1
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"set_num_threads: need a positive integer, at least one thread, got "
+                         f"{n!r}")
+    _workers = int(n) if _openblas is not None else 1
     if _pool is not None:
         _pool.shutdown()
     _pool = _new_pool()

@@ -34,18 +34,19 @@ from typing import Callable
 
 import numpy as np
 
-from minivae import data, nn, optim, priors
+from minivae import checks, data, nn, optim, priors
 from minivae import functional as F
 from minivae.metrics import mmd_rbf, median_heuristic
 from minivae.models.vae import IMAGE_SHAPE
 from minivae.tensor import Tensor, no_grad
-from minivae.train import Progress, evaluate, open_run, save_run
+from minivae.train import (Progress, close_run, evaluate, open_run, run_settings, save_run,
+                           stopped)
 
 
 @dataclass
 class AAEConfig:
     latent_dim: int = 2
-    prior: str = "gaussian"  # 'gaussian', 'mixture', 'swiss-roll' or 'supervised' (priors.NAMES)
+    prior: str = "gaussian"  # 'gaussian', 'radial', 'swiss-roll' or 'supervised' (priors.NAMES)
     optimizer: str = "adam"  # or 'sgd', with momentum (the paper's choice)
     lr_rec: float = 4e-4  # phase 1: encoder and decoder
     lr_disc: float = 4e-4  # phase 2a: discriminator
@@ -153,6 +154,8 @@ class AAE(nn.Module):
         if tuple(x.shape[1:]) != self.config.input_shape:
             shape = ", ".join(map(str, ("B",) + self.config.input_shape))
             raise ValueError(f"AAE: expected inputs of shape ({shape}), got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"AAE: an empty batch, shape {tuple(x.shape)}")
         return self.encoder(x)  # (B, latent)
 
     def decode(self, z) -> Tensor:
@@ -184,6 +187,7 @@ class AAE(nn.Module):
         """The reconstruction loss, −Σ ln p(x|z) in nats per item (the train.evaluate interface;
         `rng` is unused: the model is deterministic)."""
         B = x.shape[0]
+        checks.probabilities(x.data if isinstance(x, Tensor) else np.asarray(x), "x", "AAE.loss")
         rec = F.binary_cross_entropy_with_logits(self.decode(self.encode(x)), x,
                                                  reduction="sum") / B
         return rec, {"rec": rec.item()}
@@ -319,9 +323,18 @@ def fit_aae(model: AAE, x_train: np.ndarray, x_test: np.ndarray, *, y_train=None
     if model.prior.conditional and (y_train is None or y_test is None):
         raise ValueError(f"the {model.config.prior!r} prior is supervised: pass y_train and "
                          f"y_test")
+    epochs = checks.integer(epochs, "epochs", "fit_aae")
+    batch_size = checks.integer(batch_size, "batch_size", "fit_aae")
+    seed = checks.integer(seed, "seed", "fit_aae", minimum=0)
+    mmd_n = checks.integer(mmd_n, "mmd_n", "fit_aae", minimum=2)
+    x_train = checks.data(x_train, "x_train", "fit_aae")
+    x_test = checks.data(x_test, "x_test", "fit_aae")
     optimizers = model.optimizers() if optimizers is None else optimizers
+    settings = run_settings(model, optimizers, x_train, x_test, batch_size=batch_size, seed=seed,
+                            mmd_n=mmd_n, epochs=epochs)
     rng = np.random.default_rng(seed)
-    checkpoint, history = open_run(out, resume, model, optimizers, rng, log)
+    checkpoint, history = open_run(out, resume, model, optimizers, rng, log, settings)
+    saved_epoch = len(history)  # of this run's last checkpoint
 
     arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
     base_lr = {phase: getattr(optimizers, phase).lr for phase in ("rec", "disc", "gen")}
@@ -337,15 +350,17 @@ def fit_aae(model: AAE, x_train: np.ndarray, x_test: np.ndarray, *, y_train=None
             parts = model.step(x, optimizers, rng, y)
             if not all(math.isfinite(v) for v in parts.values()):
                 progress.close()
-                kept = f"; the last good checkpoint {checkpoint} is kept" if checkpoint else ""
-                raise FloatingPointError(f"a loss is not finite at epoch {epoch}, step {i}: "
-                                         f"{parts}{kept}")
+                raise stopped(f"a loss is not finite at epoch {epoch}, step {i}: {parts}",
+                              checkpoint, saved_epoch)
             sums = {k: sums.get(k, 0.0) + v * len(x) for k, v in parts.items()}
             seen += len(x)
             progress.update(i, sums["rec"] / seen)
         progress.close()
         seconds = time.perf_counter() - start
         test = model.evaluate(x_test, y_test, np.random.default_rng([seed, 2, epoch]), mmd_n)
+        if not all(math.isfinite(v) for v in test.values()):
+            raise stopped(f"a test value is not finite after epoch {epoch}: {test}; this epoch "
+                          f"is not saved", checkpoint, saved_epoch)
         record = {"epoch": epoch, **{f"train_{k}": v / seen for k, v in sums.items()},
                   "test_loss": test["rec"], "test_rec": test["rec"],
                   "test_disc_accuracy": test["disc_accuracy"], "test_mmd": test["mmd"],
@@ -357,5 +372,7 @@ def fit_aae(model: AAE, x_train: np.ndarray, x_test: np.ndarray, *, y_train=None
             f"  D acc {test['disc_accuracy']:.2f}  MMD² {test['mmd']:.4f}"
             f" (floor {test['mmd_floor']:.4f})  {seconds:.1f}s")
         if checkpoint:
-            save_run(checkpoint, model, optimizers, rng, history)
+            save_run(checkpoint, model, optimizers, rng, history, settings)
+            saved_epoch = epoch
+    close_run(out)
     return history

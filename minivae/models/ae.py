@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from minivae import checks, nn
 from minivae import functional as F
-from minivae import nn
+from minivae.models.networks import conv_encoder
 from minivae.models.vae import D, IMAGE_SHAPE
 from minivae.tensor import Tensor, no_grad
 
@@ -42,10 +43,7 @@ class AE(nn.Module):
         """The conv VAE's layers with a latent_dim-wide code instead of (mu, log_var)."""
         rng = np.random.default_rng() if rng is None else rng
         kw = dict(rng=rng, dtype=dtype)
-        encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 4, 2, 1, **kw), nn.ReLU(),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(3136, latent_dim, **kw))  # (B, latent)
+        encoder = conv_encoder(latent_dim, **kw)  # (B, latent)
         decoder = nn.Sequential(
             nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
@@ -55,6 +53,8 @@ class AE(nn.Module):
     def encode(self, x) -> Tensor:
         if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise ValueError(f"AE: expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"AE: an empty batch, shape {tuple(x.shape)}")
         return self.encoder(x)  # (B, latent)
 
     def decode(self, z) -> Tensor:
@@ -66,6 +66,8 @@ class AE(nn.Module):
         B = x.shape[0]
         f = self.decode(self.encode(x))
         if self.loss_name == "bernoulli":
+            checks.probabilities(x.data if isinstance(x, Tensor) else np.asarray(x), "x",
+                                 "AE.loss")
             rec = F.binary_cross_entropy_with_logits(f, x, reduction="sum") / B
         else:
             rec = F.mse_loss(f, x, reduction="sum") / B

@@ -1,6 +1,6 @@
 """Principal component analysis, in closed form and by gradient descent.
 
-The lecture notes (shared/notes/lecture-notes.md, "PCA") write PCA as the linear autoencoder
+The course's lecture notes ("PCA") write PCA as the linear autoencoder
 
     z = W x̄,    x̂ = Wᵀ z,    Σ_n ‖Wᵀ W x̄_n − x̄_n‖² → min over W,
 

@@ -1,7 +1,7 @@
 """Variational autoencoder (Kingma & Welling, 2014, "Auto-Encoding Variational Bayes").
 
     q(z|x) = N(z | mu(x), diag σ²(x))      the encoder, giving mu and log_var = ln σ²
-    p(z)   = N(z | 0, I)                    the prior
+    p(z)   = N(z | 0, I)                    the prior, or a learned one (priors.py)
     p(x|z) = Bernoulli(x | σ(f(z)))         or N(x | f(z), c·I), the decoder
 
 The loss is −ELBO in nats per image, one z sample per image:
@@ -10,7 +10,9 @@ The loss is −ELBO in nats per image, one z sample per image:
 
 and with a β weight (Higgins et al., 2017) rec + β·kl. With the Gaussian decoder the rec term is
 ‖x − f(z)‖²/(2c) plus the constant ½·D·ln 2πc, the notes' L_rec. The backward passes of the
-reparameterised sample and the KL are derived by hand in distributions.py.
+reparameterised sample and the KL are derived by hand in distributions.py. With a learned prior
+(prior='mixture' or 'vamp') the KL has no closed form, and kl is the one-sample estimate
+ln q(z|x) − ln p(z) at the z the reconstruction used.
 """
 from __future__ import annotations
 
@@ -18,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minivae import nn
+from minivae import nn, priors
 from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
+from minivae.models.networks import IMAGE_SHAPE, conv_encoder
 from minivae.tensor import Tensor, no_grad
 
-IMAGE_SHAPE = (1, 28, 28)
 D = 784  # pixels per image
 
 
@@ -32,19 +34,26 @@ class VAEConfig:
     likelihood: str = "bernoulli"  # or 'gaussian': p(x|z) = N(x | f(z), c·I)
     c: float = 0.1  # the Gaussian decoder's fixed variance
     beta: float = 1.0  # weight of the KL term
+    prior: str = "standard"  # p(z): 'standard', 'mixture' or 'vamp' (priors.PRIORS)
+    prior_components: int = 10  # K of a learned prior
 
 
 class VAE(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, config: VAEConfig):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, config: VAEConfig,
+                 prior_data: np.ndarray | None = None, rng=None):
+        """prior_data: training images, from which the VampPrior picks its pseudo-inputs."""
         if config.likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', "
                              f"not {config.likelihood!r}")
         self.encoder, self.decoder, self.config = encoder, decoder, config
+        dtype = encoder.parameters()[0].dtype
+        self.prior = priors.build(config.prior, config.latent_dim, config.prior_components,
+                                  self.encode, prior_data, rng, dtype)
 
     # ------------------------------------------------------------ builders
     @classmethod
     def mlp(cls, latent_dim: int = 20, hidden: int = 400, rng=None, dtype=np.float32,
-            **config) -> "VAE":
+            prior_data=None, **config) -> "VAE":
         """784-400-(20, 20) / 20-400-784 with ReLU: the pytorch/examples network."""
         rng = np.random.default_rng() if rng is None else rng
         encoder = nn.Sequential(nn.Flatten(), nn.Linear(D, hidden, rng=rng, dtype=dtype),
@@ -52,29 +61,29 @@ class VAE(nn.Module):
         decoder = nn.Sequential(nn.Linear(latent_dim, hidden, rng=rng, dtype=dtype), nn.ReLU(),
                                 nn.Linear(hidden, D, rng=rng, dtype=dtype),
                                 nn.Unflatten(1, IMAGE_SHAPE))
-        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config))
+        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config), prior_data, rng)
 
     @classmethod
-    def conv(cls, latent_dim: int = 20, rng=None, dtype=np.float32, **config) -> "VAE":
+    def conv(cls, latent_dim: int = 20, rng=None, dtype=np.float32, prior_data=None,
+             **config) -> "VAE":
         """Encoder 1→32→64 channels by stride-2 4×4 convolutions (28→14→7), then a linear head;
         the decoder mirrors it with transposed convolutions."""
         rng = np.random.default_rng() if rng is None else rng
         kw = dict(rng=rng, dtype=dtype)
-        encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 4, 2, 1, **kw), nn.ReLU(),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(3136, 2 * latent_dim, **kw))  # (B, 2·latent)
+        encoder = conv_encoder(2 * latent_dim, **kw)  # (B, 2·latent)
         decoder = nn.Sequential(
             nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
             nn.ConvTranspose2d(32, 1, 4, 2, 1, **kw))  # (B, 1, 28, 28)
-        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config))
+        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config), prior_data, rng)
 
     # ------------------------------------------------------------ the model
     def encode(self, x) -> Normal:
         """q(z|x) = N(mu, diag exp(log_var)).  x: (B, 1, 28, 28)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise ValueError(f"VAE: expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"VAE: an empty batch, shape {tuple(x.shape)}")
         h = self.encoder(x)  # (B, 2·latent)
         d = self.config.latent_dim
         return Normal(h[:, :d], h[:, d:])  # mu, log_var: (B, latent)
@@ -96,7 +105,7 @@ class VAE(nn.Module):
         z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
         px = self.likelihood(self.decode(z))  # p(x|z)
         rec = -px.log_prob(x).sum() / B  # E_q[−ln p(x|z)], one sample
-        kl = q.kl_standard().sum() / B  # KL(q(z|x) ‖ N(0, I)), closed form
+        kl = self.prior.kl(q, z).sum() / B  # KL(q(z|x) ‖ p(z)): closed form for N(0, I)
         return rec + self.config.beta * kl, {"rec": rec.item(), "kl": kl.item()}
 
     def log_joint(self, x, z) -> Tensor:
@@ -104,7 +113,7 @@ class VAE(nn.Module):
         x: (N, 1, 28, 28), z: (N, latent)."""
         z = _as_tensor(z)
         log_px_z = self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))  # (N,)
-        return log_px_z + Normal(0.0, 0.0).log_prob(z).sum(axis=-1)  # + ln N(z | 0, I)
+        return log_px_z + self.prior.log_prob(z)
 
     # ------------------------------------------------------------ using it
     def mean_image(self, f: Tensor) -> np.ndarray:
@@ -125,8 +134,8 @@ class VAE(nn.Module):
             return self.mean_image(self.decode(Tensor(np.asarray(z, dtype=dtype))))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n images decoded from z ~ N(0, I), as means in [0, 1]."""
-        return self.generate(rng.standard_normal((n, self.config.latent_dim)))
+        """n images decoded from z ~ p(z), as means in [0, 1]."""
+        return self.generate(self.prior.sample(n, rng))
 
     def interpolate(self, x_a, x_b, steps: int = 10) -> np.ndarray:
         """Decoded images along the straight line between mu(x_a) and mu(x_b):

@@ -1,0 +1,188 @@
+"""minivae's PixelVAE beside a PyTorch twin: the same network, weights, batches and noise.
+
+    python benchmarks/pixelvae_twin.py [--data fashion-mnist] [--epochs 5] [--latent-dim 16]
+
+The twin mirrors minivae's modules one to one, with the same state-dict keys, so minivae's weights
+load into it: masks as fixed tensors (conv2d with W·mask), the same shift down, gates, z biases and
+encoder. Both train from the same initial weights on the same binarised batches with the same eps:
+the twin draws everything from a NumPy generator in the order minivae's `train.fit` does, so the
+two runs differ only by floating-point rounding. Prints, per epoch, each one's training seconds
+(evaluation excluded) and test −ELBO, and at the end the difference and the time ratio at equal
+threads. tests/test_pixelvae_twin.py uses `twin` to check logits, loss and gradients agree.
+Needs torch (pip install torch); it is never a dependency of minivae.
+"""
+import argparse
+import math
+import time
+
+import numpy as np
+
+from minivae import data, get_num_threads, optim
+from minivae.models.pixelvae import PixelVAE
+from minivae.train import fit
+
+
+def twin(model: PixelVAE, dtype=None):
+    """A torch.nn.Module computing model's loss, with model's weights."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    def masked(conv):  # a minivae MaskedConv2d as (torch Conv2d, its mask as a tensor)
+        layer = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                          padding=conv.padding)
+        return layer, torch.from_numpy(np.ascontiguousarray(conv.mask))
+
+    def gate(x):
+        a, b = x.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+    def plus(a, linear, h):
+        return a if linear is None else a + linear(h)[:, :, None, None]
+
+    class GatedLayer(nn.Module):
+        def __init__(self, layer):
+            super().__init__()
+            self.last = layer.last
+            self.vertical, self.mask_v = masked(layer.vertical)
+            self.horizontal, self.mask_h = masked(layer.horizontal)
+            self.link = nn.Conv2d(layer.link.in_channels, layer.link.out_channels, 1)
+            self.out = (None if layer.out is None else
+                        nn.Conv2d(layer.out.in_channels, layer.out.out_channels, 1))
+            self.cond_v, self.cond_h = (None if c is None else
+                                        nn.Linear(c.in_features, c.out_features, bias=False)
+                                        for c in (layer.cond_v, layer.cond_h))
+
+        def conv(self, conv, mask, x):
+            return F.conv2d(x, conv.weight * mask.to(x.dtype), conv.bias, padding=conv.padding)
+
+        def forward(self, v, h_in, cond):
+            v_pre = self.conv(self.vertical, self.mask_v, v)
+            shifted = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # one row down, zeros on top
+            h_pre = self.conv(self.horizontal, self.mask_h, h_in) + self.link(shifted)
+            u = gate(plus(h_pre, self.cond_h, cond))
+            v_out = None if self.last else gate(plus(v_pre, self.cond_v, cond))
+            return v_out, (u if self.out is None else h_in + self.out(u))
+
+    class PixelCNN(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.layers = nn.ModuleList(GatedLayer(layer) for layer in net.layers)
+            head = net.head
+            self.head = nn.Module()
+            self.head.hidden = nn.Conv2d(head.hidden.in_channels, head.hidden.out_channels, 1)
+            self.head.cond = (None if head.cond is None else
+                              nn.Linear(head.cond.in_features, head.cond.out_features, bias=False))
+            self.head.logit = nn.Conv2d(head.logit.in_channels, 1, 1)
+
+        def forward(self, x, h=None):
+            v = h_stack = x
+            for layer in self.layers:
+                v, h_stack = layer(v, h_stack, h)
+            return self.head.logit(gate(plus(self.head.hidden(h_stack), self.head.cond, h)))
+
+    class TwinPixelVAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.d = model.config.latent_dim
+            if self.d:
+                linear = model.encoder[5]
+                self.encoder = nn.Sequential(
+                    nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+                    nn.Flatten(), nn.Linear(linear.in_features, linear.out_features))
+            self.decoder = PixelCNN(model.decoder)
+
+        def loss(self, x, eps, kl_weight=1.0):
+            """(objective, rec, kl) per image, as PixelVAE.loss with the given eps (B, d)."""
+            if not self.d:
+                rec = F.binary_cross_entropy_with_logits(self.decoder(x), x, reduction="sum")
+                rec = rec / len(x)
+                return rec, rec, rec * 0
+            mu, log_var = self.encoder(x).split(self.d, dim=1)
+            z = mu + torch.exp(0.5 * log_var) * eps
+            logits = self.decoder(x, z)
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+            kl = 0.5 * (mu ** 2 + torch.expm1(log_var) - log_var).sum() / len(x)
+            return rec + kl_weight * kl, rec, kl
+
+    net = TwinPixelVAE().to(dtype or torch.float32)
+    ours = model.state_dict()
+    if set(net.state_dict()) != set(ours):
+        raise KeyError(f"twin keys differ: {sorted(set(net.state_dict()) ^ set(ours))}")
+    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in ours.items()})
+    return net
+
+
+def train_twin(net, model, x_train, x_test, epochs, batch_size, lr, seed):
+    """train.fit's loop in PyTorch, drawing from the same NumPy generator in the same order:
+    shuffle, binarise, eps; the same warm-up; the same test binarisation and eval draws."""
+    import torch
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
+    d, history = model.config.latent_dim, []
+    for epoch in range(1, epochs + 1):
+        steps = math.ceil(len(x_train) / batch_size)
+        start = time.perf_counter()
+        for step, x in enumerate(data.batches(x_train, batch_size, rng), start=1):
+            model.schedule(epoch - 1 + step / steps)  # the KL weight fit would use
+            x = data.binarize(x, rng)
+            eps = rng.standard_normal((len(x), d), dtype=np.float32)
+            loss = net.loss(torch.from_numpy(x), torch.from_numpy(eps), model.kl_weight)[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        seconds = time.perf_counter() - start
+        eval_rng, total = np.random.default_rng([seed, 2, epoch]), 0.0
+        with torch.no_grad():
+            for x in data.batches(x_test, 500):
+                eps = eval_rng.standard_normal((len(x), d), dtype=np.float32)
+                _, rec, kl = net.loss(torch.from_numpy(x), torch.from_numpy(eps))
+                total += (rec + kl).item() * len(x)
+        history.append({"seconds": seconds, "test_loss": total / len(x_test)})
+        print(f"  torch epoch {epoch}: {seconds:.1f}s  test -ELBO {history[-1]['test_loss']:.2f}")
+    return history
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="fashion-mnist", choices=data.NAMES)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--warmup", type=float, default=0.0)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+    torch.set_num_threads(get_num_threads())  # as many threads as minivae's workers
+    (x_train, _), (x_test, _) = data.load(args.data)
+    x_train, x_test = data.to_float(x_train), data.to_float(x_test)
+    print(f"PixelVAE on {args.data}: {len(x_train)} train / {len(x_test)} test, {args.epochs} "
+          f"epochs, batch {args.batch_size}, Adam {args.lr}, {get_num_threads()} threads each")
+
+    def build():
+        return PixelVAE(args.latent_dim, args.channels, args.layers, warmup=args.warmup,
+                        rng=np.random.default_rng(args.seed))
+
+    theirs = train_twin(twin(build()), build(), x_train, x_test, args.epochs, args.batch_size,
+                        args.lr, args.seed)
+    model = build()
+    ours = fit(model, optim.Adam(model.parameters(), lr=args.lr), x_train, x_test,
+               epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=True,
+               on_step=model.schedule)
+    print("epoch   minivae s   torch s   ratio   minivae -ELBO   torch -ELBO")
+    for e, (a, b) in enumerate(zip(ours, theirs), start=1):
+        print(f"{e:5d}   {a['seconds']:9.1f}   {b['seconds']:7.1f}   {a['seconds'] / b['seconds']:5.2f}"
+              f"   {a['test_loss']:13.2f}   {b['test_loss']:11.2f}")
+    diff = ours[-1]["test_loss"] - theirs[-1]["test_loss"]
+    ratio = np.mean([h["seconds"] for h in ours]) / np.mean([h["seconds"] for h in theirs])
+    print(f"difference minivae − torch: {diff:+.2f} nats (within 1 nat: {abs(diff) <= 1}); "
+          f"seconds per epoch ratio {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Gated PixelCNN for binary images, with no blind spot (van den Oord, Kalchbrenner, Vinyals,
+Espeholt, Graves & Kavukcuoglu, 2016, "Conditional Image Generation with PixelCNN Decoders",
+arXiv:1606.05328): the PixelVAE's decoder, and with cond_dim=0 a PixelCNN on its own.
+
+    p(x | h) = Π_i p(x_i | x_<i, h),   x_i ~ Bernoulli(σ(logit_i)),   i over pixels in raster order
+
+Every logit_i is computed from the pixels before i only, so one teacher-forced pass gives all the
+conditionals at once and ln p(x | h) exactly. Two stacks carry the features:
+
+    vertical    v_l = g(V_l ∗ v_{l−1} + c_l^v(h))        mask 'V': rows above and the centre row
+    link        s_l = L_l ∗ shift_down(V_l ∗ v_{l−1})   1×1; at row r it holds rows < r only
+    horizontal  u_l = g(H_l ∗ h_{l−1} + s_l + c_l^h(h))  mask 'HA' (first layer) or 'HB'
+                h_l = h_{l−1} + O_l ∗ u_l                1×1 and a residual (h_0 = u_0: no residual)
+    gate        g(a ‖ b) = tanh(a) ⊙ σ(b)               the channels split in two halves
+    head        logit = P ∗ g(Q ∗ h_L + c^o(h))          two 1×1 convolutions
+
+v_{−1} = h_{−1} = x; layer 0 has a 7×7 kernel, the `layers` layers after it `kernel_size`. The
+vertical stack at row r reads rows ≤ r, the whole width, and reaches the horizontal stack only
+through the shift, so pixel (r, c) sees a full window of the rows above - the pixels above and to
+the right included, which stacked raster masks miss - and the pixels to its left. The conditioning
+c(h) = W h (no bias, as the convolutions have theirs) is a learned bias per gate, the same at every
+position: the PixelVAE's best MNIST variant (Gulrajani et al., 2016, arXiv:1611.05013,
+`cond_z_bias`).
+
+Sampling is sequential: pixel i needs the pixels before it. `sample(cached=False)` runs a full
+pass per pixel (H·W passes, the oracle); `cached=True` keeps every layer's feature maps and
+computes only what the new pixel changes: each layer's vertical stack once per row, its horizontal
+stack and the head once per pixel (the idea of Fast PixelCNN++, Ramachandran et al., 2017,
+arXiv:1704.06001; the caches here are whole feature maps, filled in raster order, rather than the
+paper's queues of the last few rows). Both follow x_i = [u_i < σ(logit_i)] with uniform noise u, so
+the same noise gives the same image.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minivae import functional as F
+from minivae import nn
+from minivae.distributions import Bernoulli
+from minivae.tensor import Tensor, no_grad
+
+FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
+
+
+class GatedLayer(nn.Module):
+    """One layer of both stacks: (v, h) -> (v', h') at the same resolution, C channels each.
+    The last layer's vertical stack feeds nothing above it, so there v' is None: it only makes
+    the link into the horizontal stack."""
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, cond_dim: int,
+                 first: bool, last: bool, rng, dtype):
+        kw = dict(rng=rng, dtype=dtype)
+        C2 = 2 * channels  # a and b of each gate
+        self.first, self.last = first, last
+        self.vertical = nn.MaskedConv2d(in_channels, C2, kernel_size, "V", **kw)
+        self.horizontal = nn.MaskedConv2d(in_channels, C2, kernel_size, "HA" if first else "HB", **kw)
+        self.link = nn.Conv2d(C2, C2, 1, **kw)
+        self.out = None if first else nn.Conv2d(channels, channels, 1, **kw)
+        self.cond_v = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim and not last else None
+        self.cond_h = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
+
+    def forward(self, v, h_in, cond=None) -> tuple[Tensor, Tensor]:
+        v_pre = self.vertical(v)  # (B, 2C, H, W): at row r, rows ≤ r
+        h_pre = self.horizontal(h_in) + self.link(F.shift_down(v_pre))  # row r: rows < r, left
+        u = F.gated_tanh(_plus_bias(h_pre, self.cond_h, cond))  # (B, C, H, W)
+        v_out = None if self.last else F.gated_tanh(_plus_bias(v_pre, self.cond_v, cond))
+        return v_out, (u if self.first else h_in + self.out(u))
+
+
+class Head(nn.Module):
+    """logit = P ∗ g(Q ∗ h + c(h)): two 1×1 convolutions around a gate, one logit per pixel."""
+
+    def __init__(self, channels: int, cond_dim: int, rng, dtype):
+        kw = dict(rng=rng, dtype=dtype)
+        self.hidden = nn.Conv2d(channels, 2 * channels, 1, **kw)
+        self.cond = nn.Linear(cond_dim, 2 * channels, bias=False, **kw) if cond_dim else None
+        self.logit = nn.Conv2d(channels, 1, 1, **kw)
+
+    def forward(self, h, cond=None) -> Tensor:
+        return self.logit(F.gated_tanh(_plus_bias(self.hidden(h), self.cond, cond)))  # (B, 1, H, W)
+
+
+def _plus_bias(a: Tensor, linear: nn.Linear | None, cond: Tensor | None) -> Tensor:
+    """a + W h as a bias per (sample, channel), the same at every pixel: (B, 2C, H, W)."""
+    if linear is None:
+        return a
+    return a + linear(cond).reshape(cond.shape[0], -1, 1, 1)
+
+
+class PixelCNN(nn.Module):
+    """The gated PixelCNN p(x | h) over binary images of shape (1, H, W).
+
+    net(x, h) -> logits (B, 1, H, W) in one teacher-forced pass; net.log_prob(x, h) -> (B,) nats;
+    net.sample(n, rng, h) -> (n, 1, H, W) of 0/1. Fully convolutional: any H, W (image_shape is the
+    size `sample` draws). h: (B, cond_dim), or None when cond_dim = 0."""
+
+    def __init__(self, image_shape: tuple = (1, 28, 28), channels: int = 16, layers: int = 5,
+                 kernel_size: int = 3, cond_dim: int = 0, rng: np.random.Generator | None = None,
+                 dtype=np.float32):
+        if len(image_shape) != 3 or image_shape[0] != 1 or min(image_shape) < 1:
+            raise ValueError(f"PixelCNN: image_shape must be (1, H, W) for binary images, "
+                             f"got {image_shape}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"PixelCNN: kernel_size must be odd (a mask needs a centre), "
+                             f"got {kernel_size}")
+        if layers < 0 or channels < 1 or cond_dim < 0:
+            raise ValueError(f"PixelCNN: need layers >= 0, channels >= 1 and cond_dim >= 0, got "
+                             f"layers={layers}, channels={channels}, cond_dim={cond_dim}")
+        rng = np.random.default_rng() if rng is None else rng
+        self.image_shape, self.channels, self.cond_dim = tuple(image_shape), channels, cond_dim
+        self.kernel_size, self.n_layers = kernel_size, layers
+        gated = [GatedLayer(1, channels, FIRST_KERNEL, cond_dim, True, layers == 0, rng, dtype)]
+        gated += [GatedLayer(channels, channels, kernel_size, cond_dim, False, i == layers, rng,
+                             dtype) for i in range(1, layers + 1)]
+        self.layers = nn.Sequential(*gated)  # a list of layers: '0', '1', ... as in PyTorch
+        self.head = Head(channels, cond_dim, rng, dtype)
+
+    @property
+    def dtype(self):
+        return self.head.logit.weight.dtype
+
+    def forward(self, x, h=None) -> Tensor:
+        """The Bernoulli logits of every pixel given the pixels before it: (B, 1, H, W)."""
+        x, h = self._check(x, h)
+        v = h_stack = x
+        for layer in self.layers:
+            v, h_stack = layer(v, h_stack, h)
+        return self.head(h_stack, h)
+
+    def log_prob(self, x, h=None) -> Tensor:
+        """ln p(x | h) = Σ_i ln Bernoulli(x_i | σ(logit_i)), (B,) nats."""
+        x, h = self._check(x, h)
+        return Bernoulli(self(x, h)).log_prob(x).sum(axis=(1, 2, 3))
+
+    def _check(self, x, h) -> tuple[Tensor, Tensor | None]:
+        """x as a binary (B, 1, H, W) Tensor in the model's dtype, h as (B, cond_dim) or None."""
+        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=self.dtype))
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"PixelCNN: expected binary images of shape (B, 1, H, W), "
+                             f"got {tuple(x.shape)}")
+        if not np.isin(x.data, (0, 1)).all():
+            bad = x.data[~np.isin(x.data, (0, 1))][0]
+            raise ValueError(f"PixelCNN: pixels must be 0 or 1 (binarise the images first, "
+                             f"minivae.data.binarize), found {bad}")
+        return x, self._check_h(h, x.shape[0])
+
+    def _check_h(self, h, n: int) -> Tensor | None:
+        if self.cond_dim == 0:
+            if h is not None:
+                raise ValueError("PixelCNN: this network is unconditional (cond_dim=0), "
+                                 "so it takes no h")
+            return None
+        if h is None or tuple(np.shape(h)) != (n, self.cond_dim):
+            raise ValueError(f"PixelCNN: h must have shape ({n}, {self.cond_dim}), got "
+                             f"{None if h is None else tuple(np.shape(h))}")
+        return h if isinstance(h, Tensor) else Tensor(np.asarray(h, dtype=self.dtype))
+
+    # ------------------------------------------------------------ sampling
+    def sample(self, n: int, rng: np.random.Generator | None = None, h=None, noise=None,
+               cached: bool = True, return_logits: bool = False):
+        """n images (n, 1, H, W) of 0/1, pixel by pixel: x_i = [u_i < σ(logit_i)], with u the
+        given `noise` (uniforms of that shape) or drawn from rng. cached=False: one full pass per
+        pixel (the oracle); cached=True: only what each new pixel changes. With return_logits,
+        also the logit each pixel was drawn with, (n, 1, H, W)."""
+        shape = (n,) + self.image_shape
+        if noise is None:
+            if rng is None:
+                raise ValueError("PixelCNN.sample: give rng (or the noise itself)")
+            noise = rng.random(shape)
+        noise = np.asarray(noise)
+        if noise.shape != shape:
+            raise ValueError(f"PixelCNN.sample: noise must have shape {shape}, got {noise.shape}")
+        h = self._check_h(h, n)
+        logits = np.zeros(noise.shape, self.dtype)
+        with no_grad():
+            x = (self._sample_cached if cached else self._sample_naive)(noise, h, logits)
+        return (x, logits) if return_logits else x
+
+    def _sample_naive(self, noise: np.ndarray, h, logits: np.ndarray) -> np.ndarray:
+        x = np.zeros(noise.shape, self.dtype)  # (n, 1, H, W)
+        for r in range(x.shape[2]):
+            for c in range(x.shape[3]):
+                logit = self(Tensor(x), h).data[:, 0, r, c]  # (n,): the whole image, again
+                x[:, 0, r, c] = noise[:, 0, r, c] < _sigmoid(logit)
+                logits[:, 0, r, c] = logit
+        return x
+
+    def _sample_cached(self, noise: np.ndarray, h, logits: np.ndarray) -> np.ndarray:
+        n, _, H, W = noise.shape
+        caches = [_LayerCache(layer, h, n, H, W) for layer in self.layers]
+        head = _HeadCache(self.head, h, n)
+        x = caches[0].v_in  # the image itself, padded: layer 0 reads it through both stacks
+        p = caches[0].p
+        for r in range(H):
+            for cache, after in zip(caches, caches[1:] + [None]):
+                cache.vertical_row(r, after)  # row r − 1 of the vertical stack, now final
+            for c in range(W):
+                h_stack = None
+                for cache, after in zip(caches, caches[1:] + [None]):
+                    h_stack = cache.horizontal_pixel(r, c, after)  # (n, C)
+                logit = head.pixel(h_stack)  # (n,)
+                x[:, 0, r + p, c + p] = noise[:, 0, r, c] < _sigmoid(logit)
+                logits[:, 0, r, c] = logit
+        return x[:, :, p:p + H, p:p + W].copy()
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return F.sigmoid(Tensor(a)).data
+
+
+def _gate(x: np.ndarray) -> np.ndarray:
+    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), as F.gated_tanh."""
+    return F.GatedTanh.gate(x)[0]
+
+
+class _MaskedTaps:
+    """A masked k×k convolution read at one row or one pixel of an input padded by k//2:
+    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j] over the mask's taps."""
+
+    def __init__(self, conv: nn.MaskedConv2d):
+        taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
+        self.i, self.j = taps[:, 0], taps[:, 1]
+        self.w = conv.weight.data[:, :, self.i, self.j].reshape(conv.out_channels, -1)  # (O, C·T)
+        self.b = conv.bias.data
+
+    def row(self, x_pad: np.ndarray, r: int, W: int) -> np.ndarray:
+        """Output row r: (n, O, W)."""
+        patches = x_pad[:, :, r + self.i[:, None], self.j[:, None] + np.arange(W)]  # (n, C, T, W)
+        return self.w @ patches.reshape(len(x_pad), -1, W) + self.b[:, None]
+
+    def pixel(self, x_pad: np.ndarray, r: int, c: int) -> np.ndarray:
+        """Output pixel (r, c): (n, O)."""
+        patches = x_pad[:, :, r + self.i, c + self.j]  # (n, C, T)
+        return patches.reshape(len(x_pad), -1) @ self.w.T + self.b
+
+
+def _pointwise(conv: nn.Conv2d, x: np.ndarray) -> np.ndarray:
+    """A 1×1 convolution at one pixel, (n, C_in) -> (n, C_out), or along a row,
+    (n, C_in, W) -> (n, C_out, W)."""
+    w, b = conv.weight.data[:, :, 0, 0], conv.bias.data  # (C_out, C_in), (C_out,)
+    return x @ w.T + b if x.ndim == 2 else w @ x + b[:, None]
+
+
+def _cond_bias(linear: nn.Linear | None, h, n: int, C2: int, dtype) -> np.ndarray:
+    """c(h) = W h as (n, 2C); zeros without conditioning."""
+    return np.zeros((n, C2), dtype) if linear is None else h.data @ linear.weight.data.T
+
+
+class _LayerCache:
+    """One gated layer's inputs during sampling, as whole feature maps padded by the layer's k//2,
+    filled in raster order: v_in (its vertical input) row by row, h_in (its horizontal input) pixel
+    by pixel, and `link`, the shifted vertical features s_l, row by row."""
+
+    def __init__(self, layer: GatedLayer, h, n: int, H: int, W: int):
+        self.layer, self.W = layer, W
+        self.p = layer.vertical.kernel_size // 2
+        self.vertical, self.horizontal = _MaskedTaps(layer.vertical), _MaskedTaps(layer.horizontal)
+        C_in, dtype = layer.vertical.in_channels, layer.vertical.weight.dtype
+        padded = (n, C_in, H + 2 * self.p, W + 2 * self.p)
+        self.v_in = np.zeros(padded, dtype)
+        self.h_in = self.v_in if layer.first else np.zeros(padded, dtype)  # layer 0: both are x
+        C2 = layer.vertical.out_channels
+        self.link = np.empty((n, C2, H, W), dtype)
+        self.cond_v, self.cond_h = (_cond_bias(linear, h, n, C2, dtype)
+                                    for linear in (layer.cond_v, layer.cond_h))
+
+    def vertical_row(self, r: int, after: "_LayerCache | None") -> None:
+        """Before row r is sampled: the link into row r, from the vertical stack's row r − 1 (all
+        pixels of rows < r are known now); and v_l's row r − 1 into the next layer's input."""
+        if r == 0:  # shift_down put a row of zeros on top: the link sees only its bias
+            zeros = np.zeros((len(self.v_in), self.link.shape[1], self.W), self.link.dtype)
+            self.link[:, :, 0] = _pointwise(self.layer.link, zeros)
+            return
+        v_pre = self.vertical.row(self.v_in, r - 1, self.W)  # (n, 2C, W)
+        self.link[:, :, r] = _pointwise(self.layer.link, v_pre)
+        if after is not None:
+            v_out = _gate(v_pre + self.cond_v[:, :, None])  # (n, C, W)
+            after.v_in[:, :, r - 1 + after.p, after.p:after.p + self.W] = v_out
+
+    def horizontal_pixel(self, r: int, c: int, after: "_LayerCache | None") -> np.ndarray:
+        """h_l at pixel (r, c), (n, C), also written into the next layer's input."""
+        h_pre = self.horizontal.pixel(self.h_in, r, c) + self.link[:, :, r, c] + self.cond_h
+        u = _gate(h_pre)  # (n, C)
+        if not self.layer.first:
+            u = self.h_in[:, :, r + self.p, c + self.p] + _pointwise(self.layer.out, u)
+        if after is not None:
+            after.h_in[:, :, r + after.p, c + after.p] = u
+        return u
+
+
+class _HeadCache:
+    def __init__(self, head: Head, h, n: int):
+        C2, dtype = head.hidden.out_channels, head.hidden.weight.dtype
+        self.head, self.cond = head, _cond_bias(head.cond, h, n, C2, dtype)
+
+    def pixel(self, h_stack: np.ndarray) -> np.ndarray:
+        """The logit of one pixel from h_L there: (n, C) -> (n,)."""
+        u = _gate(_pointwise(self.head.hidden, h_stack) + self.cond)
+        return _pointwise(self.head.logit, u)[:, 0]

@@ -1,0 +1,139 @@
+"""PixelVAE: a VAE whose decoder is a gated PixelCNN (Gulrajani, Kumar, Ahmed, Taiga, Visin,
+Vazquez & Courville, 2016, "PixelVAE: A Latent Variable Model for Natural Images", arXiv:1611.05013).
+
+    q(z|x) = N(z | mu(x), diag σ²(x))           the conv VAE's encoder
+    p(z)   = N(z | 0, I), or a learned prior (priors.py: a mixture of Gaussians, the VampPrior)
+    p(x|z) = Π_i Bernoulli(x_i | σ(logit_i(x_<i, z)))   the gated PixelCNN, every gate biased by z
+
+The decoder is autoregressive over the pixels, so it models the local detail itself and z is left
+to carry what a small receptive field cannot see: the digit's global shape. The loss is −ELBO in
+nats per image, one z sample per image, with ln p(x|z) exact from one teacher-forced pass:
+
+    −ELBO(x) = E_q[−ln p(x|z)] + KL(q(z|x) ‖ p(z)) = rec + kl.
+
+With a learned prior the KL has no closed form and kl is the one-sample estimate
+ln q(z|x) − ln p(z) at the same z. Training may weight the KL term (the reported −ELBO never does): β, a linear warm-up of that
+weight over the first `warmup` epochs (Bowman et al., 2016; the PixelVAE code warms up over 10,000
+steps), and free bits (Kingma et al., 2016, "Improved Variational Inference with Inverse
+Autoregressive Flow", eq. 15), which charge each latent dimension at least λ nats of its
+batch-mean KL, Σ_j max(λ, KL_j), so an unused dimension costs no gradient to revive (a learned
+prior's KL does not split over the dimensions: it is charged max(dλ, KL) in all). In eval mode
+(`model.eval()`, as `train.evaluate` runs it) `loss` is the true −ELBO: β = 1, no free bits.
+
+latent_dim = 0 is the PixelCNN alone, the control that shows what z adds: z is then the empty
+vector, KL = 0, and the ELBO and every IWAE bound equal the PixelCNN's exact ln p(x).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from minivae import functional as F
+from minivae import nn, priors
+from minivae.distributions import Normal
+from minivae.models.networks import IMAGE_SHAPE, conv_encoder
+from minivae.models.pixelcnn import PixelCNN
+from minivae.tensor import Tensor, no_grad
+
+
+@dataclass
+class PixelVAEConfig:
+    latent_dim: int = 16
+    channels: int = 16  # of the PixelCNN's features (2·channels before each gate)
+    layers: int = 5  # gated layers after the 7×7 first one
+    kernel_size: int = 3
+    beta: float = 1.0  # weight of the KL term in training
+    warmup: float = 0.0  # epochs over which that weight rises linearly from 0 to β
+    free_bits: float = 0.0  # λ, nats per latent dimension (0: none)
+    prior: str = "standard"  # p(z): 'standard', 'mixture' or 'vamp' (priors.PRIORS)
+    prior_components: int = 10  # K of a learned prior
+
+
+class PixelVAE(nn.Module):
+    def __init__(self, latent_dim: int = 16, channels: int = 16, layers: int = 5,
+                 kernel_size: int = 3, beta: float = 1.0, warmup: float = 0.0,
+                 free_bits: float = 0.0, prior: str = "standard", prior_components: int = 10,
+                 prior_data: np.ndarray | None = None, image_shape: tuple = IMAGE_SHAPE,
+                 rng=None, dtype=np.float32):
+        """prior_data: training images, from which the VampPrior picks its pseudo-inputs."""
+        for name, value in [("latent_dim", latent_dim), ("beta", beta), ("warmup", warmup),
+                            ("free_bits", free_bits)]:
+            if not value >= 0:
+                raise ValueError(f"PixelVAE: {name} must be >= 0, got {value}")
+        rng = np.random.default_rng() if rng is None else rng
+        self.config = PixelVAEConfig(latent_dim, channels, layers, kernel_size, beta, warmup,
+                                     free_bits, prior, prior_components)
+        self.image_shape = tuple(image_shape)
+        self.encoder = conv_encoder(2 * latent_dim, image_shape, rng, dtype) if latent_dim else None
+        self.decoder = PixelCNN(image_shape, channels, layers, kernel_size, latent_dim, rng, dtype)
+        if not latent_dim and prior != "standard":
+            raise ValueError(f"PixelVAE: latent_dim=0 has no z to put a {prior!r} prior on")
+        self.prior = priors.build(prior, latent_dim, prior_components, self.encode, prior_data,
+                                  rng, dtype)
+        self.kl_weight = 0.0 if warmup else beta  # the training weight of KL; see schedule()
+
+    def schedule(self, epochs: float) -> None:
+        """Set the KL weight for training `epochs` epochs in: β·min(1, epochs / warmup). Pass it to
+        train.fit as on_step, which calls it before every step with the epochs done after it."""
+        warmup = self.config.warmup
+        self.kl_weight = self.config.beta * (min(1.0, epochs / warmup) if warmup else 1.0)
+
+    # ------------------------------------------------------------ the model
+    def encode(self, x) -> Normal:
+        """q(z|x) = N(mu, diag exp(log_var)), (B, latent) each.  x: (B, 1, 28, 28)."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"PixelVAE: expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                             f"got {tuple(x.shape)}")
+        if not x.shape[0]:
+            raise ValueError(f"PixelVAE: an empty batch, shape {tuple(x.shape)}")
+        d = self.config.latent_dim
+        if not d:  # the PixelCNN alone: z is the empty vector
+            empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
+            return Normal(empty, empty)
+        h = self.encoder(x if isinstance(x, Tensor) else Tensor(x))  # (B, 2·latent)
+        return Normal(h[:, :d], h[:, d:])
+
+    def log_likelihood(self, x, z) -> Tensor:
+        """ln p(x|z) by the PixelCNN, teacher-forced: (B,) nats."""
+        return self.decoder.log_prob(x, z if self.config.latent_dim else None)
+
+    def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
+        """The training objective (eval mode: the true −ELBO), nats per image, and its terms."""
+        B = x.shape[0]
+        q = self.encode(x)  # q(z|x)
+        z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
+        rec = -self.log_likelihood(x, z).sum() / B  # E_q[−ln p(x|z)], one sample
+        # KL(q(z|x) ‖ p(z)), batch mean, in the groups it splits into: (latent,) per dimension
+        # in closed form for N(0, I), (1,) for a learned prior (the one-sample estimate)
+        kl_groups = self.prior.kl(q, z).sum(axis=0) / B
+        kl = kl_groups.sum()
+        parts = {"rec": rec.item(), "kl": kl.item()}
+        if not self.training:
+            return rec + kl, parts
+        lam = self.config.free_bits * self.config.latent_dim / max(1, kl_groups.shape[0])
+        charged = (F.relu(kl_groups - lam) + lam).sum() if lam else kl  # Σ_g max(λ_g, KL_g)
+        return rec + self.kl_weight * charged, parts
+
+    def log_joint(self, x, z) -> Tensor:
+        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
+        x: (N, 1, 28, 28), z: (N, latent)."""
+        z = z if isinstance(z, Tensor) else Tensor(z)
+        return self.log_likelihood(x, z) + self.prior.log_prob(z)
+
+    # ------------------------------------------------------------ using it
+    def decode(self, z, rng: np.random.Generator, noise=None, cached: bool = True) -> np.ndarray:
+        """x ~ p(x|z), pixel by pixel: (N, 1, 28, 28) of 0/1 for codes z (N, latent)."""
+        z = np.asarray(z, dtype=self.decoder.dtype)
+        h = z if self.config.latent_dim else None
+        return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached)
+
+    def sample(self, n: int, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
+        """n images from the model: z ~ p(z), then x ~ p(x|z)."""
+        return self.decode(self.prior.sample(n, rng), rng, cached=cached)
+
+    def reconstruct(self, x, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
+        """The paper's "decompressions": z ~ q(z|x), then x' ~ p(x|z), (B, 1, 28, 28)."""
+        with no_grad():
+            z = self.encode(x if isinstance(x, Tensor) else Tensor(x)).rsample(rng)
+        return self.decode(z.data, rng, cached=cached)
