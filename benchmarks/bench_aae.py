@@ -72,61 +72,15 @@ def minivae_step(batch, prior, seed=0):
 
 
 def torch_step(batch, prior, seed=0):
+    """The same step in PyTorch (benchmarks/twins.py), on the same kind of random batch."""
     import torch
-    from torch import nn
-    torch.manual_seed(seed)
+
+    from twins import TorchAAE
+    model = TorchAAE(prior, seed=seed)
     rng = np.random.default_rng(seed)
-    probe = AAE.mlp(prior=prior, hidden=1)  # for the prior sampler and the sizes only
-    d, conditional = probe.config.latent_dim, probe.prior.conditional
-    d_in = d + (10 if conditional else 0)
-
-    def mlp(widths):
-        layers = []
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-        return nn.Sequential(*layers[:-1])
-
-    encoder = nn.Sequential(nn.Flatten(), mlp([784, 512, 512, d]))
-    decoder = nn.Sequential(mlp([d, 512, 512, 784]), nn.Unflatten(1, (1, 28, 28)))
-    disc = mlp([d_in, 512, 512, 1])
-    c = probe.config
-    adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=c.betas)
-    opt_rec = adam([*encoder.parameters(), *decoder.parameters()], c.lr_rec)
-    opt_disc, opt_gen = adam(disc.parameters(), c.lr_disc), adam(encoder.parameters(), c.lr_gen)
-    bce = nn.functional.binary_cross_entropy_with_logits
-    x = torch.rand(batch, 1, 28, 28)
+    x = torch.rand(batch, 1, 28, 28).numpy()
     labels = rng.integers(0, 10, batch)
-    one_hot = torch.nn.functional.one_hot(torch.from_numpy(labels), 10).float()
-
-    def discriminate(z, two=False):
-        if conditional:
-            z = torch.cat([z, torch.cat([one_hot, one_hot]) if two else one_hot], dim=1)
-        return disc(z).reshape(-1)
-
-    def step():
-        # 1. reconstruction
-        rec = bce(decoder(encoder(x)), x, reduction="sum") / batch
-        opt_rec.zero_grad()
-        rec.backward()
-        opt_rec.step()
-        # 2a. discriminator, on [prior samples, codes]
-        z = encoder(x)
-        z_prior = torch.from_numpy(probe.sample_prior(batch, rng, labels))
-        logits = discriminate(torch.cat([z_prior, z.detach()]), two=True)
-        target = torch.cat([torch.ones(batch), torch.zeros(batch)])
-        loss = bce(logits, target)
-        opt_disc.zero_grad()
-        loss.backward()
-        opt_disc.step()
-        # 2b. generator: the encoder against a frozen discriminator
-        disc.requires_grad_(False)
-        logits = discriminate(z)
-        loss = bce(logits, torch.ones(batch))
-        opt_gen.zero_grad()
-        loss.backward()
-        disc.requires_grad_(True)
-        opt_gen.step()
-    return step
+    return lambda: model.step(x, rng, labels)
 
 
 def alternate(fns, repeats):

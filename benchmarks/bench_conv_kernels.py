@@ -27,6 +27,7 @@ all calls beside it. The last line is the JIT compile time of conv.py, cold (a f
 NUMBA_CACHE_DIR) and from the cache that run wrote.
 """
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -245,7 +246,8 @@ def run_one_method(method, batch, repeats):
     """Time one method (or torch) in this process; print one JSON line per layer."""
     n_threads = threads.get_num_threads()
     if method in ("openblas-threads", "numba-threads"):
-        threads.set_num_threads(1)  # one worker: the products go to OpenBLAS's threads
+        threads.set_num_threads(1)  # one worker, and its products left to OpenBLAS's threads:
+        threads.one_blas_thread = contextlib.nullcontext  # a single worker holds BLAS to itself now
     if method == "numba-threads":
         conv.im2col, conv.col2im = _im2col_threads, _col2im_threads
     if method == "torch":

@@ -17,38 +17,7 @@ from minivae import data, get_num_threads, optim
 from minivae.metrics import iwae_nll
 from minivae.models.vae import VAE
 from minivae.train import fit
-
-
-def torch_vae(latent_dim: int, conv: bool):
-    import torch
-    from torch import nn
-
-    class TorchVAE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            if conv:
-                self.encoder = nn.Sequential(
-                    nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-                    nn.Flatten(), nn.Linear(3136, 2 * latent_dim))
-                self.decoder = nn.Sequential(
-                    nn.Linear(latent_dim, 3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-                    nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                    nn.ConvTranspose2d(32, 1, 4, 2, 1))
-            else:
-                self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 400), nn.ReLU(),
-                                             nn.Linear(400, 2 * latent_dim))
-                self.decoder = nn.Sequential(nn.Linear(latent_dim, 400), nn.ReLU(),
-                                             nn.Linear(400, 784), nn.Unflatten(1, (1, 28, 28)))
-
-        def loss(self, x):
-            mu, log_var = self.encoder(x).chunk(2, dim=1)
-            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
-            rec = nn.functional.binary_cross_entropy_with_logits(self.decoder(z), x,
-                                                                 reduction="sum")
-            kl = 0.5 * torch.sum(mu ** 2 + log_var.exp() - log_var - 1)
-            return (rec + kl) / len(x)
-
-    return TorchVAE()
+from twins import torch_vae, train_epoch_vae  # the PyTorch twin, shared with the other benchmarks
 
 
 def train_torch(x_train, x_test, epochs, batch_size, latent_dim, conv, seed):
@@ -60,11 +29,7 @@ def train_torch(x_train, x_test, epochs, batch_size, latent_dim, conv, seed):
     seconds = []
     for _ in range(epochs):
         start = time.perf_counter()
-        for x in data.batches(x_train, batch_size, rng):
-            loss = model.loss(torch.from_numpy(x))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        train_epoch_vae(model, optimizer, x_train, batch_size, rng)
         seconds.append(time.perf_counter() - start)
     with torch.no_grad():
         test = sum(model.loss(torch.from_numpy(x_test[i:i + 500])).item() * len(x_test[i:i + 500])

@@ -5,14 +5,15 @@ w_bar, ... the cotangents it returns, one per input. `unbroadcast` folds a gradi
 shape of an input that broadcasting stretched.
 
 Composite ops (softmax, log_softmax, mse_loss) are written with primitives. Fused ops say why:
-sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear` for
-speed (bias + activation in one Numba pass, see kernels/dense.py).
+sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear`,
+`conv2d` and `conv_transpose2d` for speed (bias + activation in the kernels' passes, see
+kernels/dense.py and kernels/conv.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from minivae.kernels import conv, dense, threads
+from minivae.kernels import conv, dense, logistic, threads
 from minivae.tensor import Function, Tensor, unbroadcast
 
 
@@ -196,7 +197,8 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, y_bar):
-        return np.broadcast_to(_expand(y_bar, ctx.axes, ctx.keepdims), ctx.shape).copy()
+        # a read-only view, no copy: ops never write into y_bar, and a leaf copies what it keeps
+        return np.broadcast_to(_expand(y_bar, ctx.axes, ctx.keepdims), ctx.shape)
 
 
 class Max(Function):
@@ -313,6 +315,12 @@ class AsType(Function):
 # ---------------------------------------------------------------- activations
 
 
+def _act_backward(y, y_bar, code, slope=0.0) -> np.ndarray:
+    """y_bar · act'(a) from the output y, in one fused pass (kernels/dense.py)."""
+    y = np.require(y, requirements="C")  # 0-d stays 0-d, as np.ascontiguousarray would not
+    return dense.act_backward(y, np.require(y_bar, y.dtype, "C"), code, slope)
+
+
 class ReLU(Function):
     """y = max(x, 0);  x_bar = y_bar · [x > 0]."""
 
@@ -325,7 +333,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (y,) = ctx.saved
-        return y_bar * (y > 0)
+        return _act_backward(y, y_bar, dense.RELU)
 
 
 class LeakyReLU(Function):
@@ -343,25 +351,20 @@ class LeakyReLU(Function):
         return np.where(positive, y_bar, y_bar * y_bar.dtype.type(ctx.slope))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) from e^(−|x|), which never overflows."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
 class Sigmoid(Function):
-    """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability (see _sigmoid)."""
+    """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability: from e^(−|x|), which
+    never overflows, in one Numba pass (kernels/logistic.py)."""
 
     @staticmethod
     def forward(ctx, x):
-        y = _sigmoid(x)
+        y = logistic.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, y_bar):
         (y,) = ctx.saved
-        return y_bar * y * (1 - y)
+        return _act_backward(y, y_bar, dense.SIGMOID)
 
 
 class Tanh(Function):
@@ -376,7 +379,7 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (y,) = ctx.saved
-        return y_bar * (1 - y * y)
+        return _act_backward(y, y_bar, dense.TANH)
 
 
 class Softplus(Function):
@@ -391,7 +394,7 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (x,) = ctx.saved
-        return y_bar * _sigmoid(x)
+        return y_bar * logistic.sigmoid(x)
 
 
 class LogSumExp(Function):
@@ -420,21 +423,27 @@ class LogSumExp(Function):
 class BCEWithLogits(Function):
     """Elementwise −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|));
     l_bar = y_bar · (σ(l) − t);  t_bar = −y_bar · l.
-    Fused for stability: finite for any |l| where the naive form takes ln 0."""
+    Fused for stability: finite for any |l| where the naive form takes ln 0. And for speed: one
+    Numba pass gives the loss and σ(l) (kernels/logistic.py), so the backward needs no exponential."""
 
     @staticmethod
     def forward(ctx, logits, target):
-        ctx.save_for_backward(logits, target)
-        return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+        dtype = np.result_type(logits, target)
+        l, t = np.broadcast_arrays(logits.astype(dtype, copy=False), target.astype(dtype, copy=False))
+        y, sigma = logistic.bce_with_logits(l, t)
+        ctx.save_for_backward(sigma, target, logits if ctx.needs_input_grad[1] else None)
+        ctx.shapes = logits.shape, target.shape
+        return y
 
     @staticmethod
     def backward(ctx, y_bar):
-        logits, target = ctx.saved
+        sigma, target, logits = ctx.saved
+        l_shape, t_shape = ctx.shapes
         l_bar = t_bar = None
         if ctx.needs_input_grad[0]:
-            l_bar = unbroadcast(y_bar * (_sigmoid(logits) - target), logits.shape)
+            l_bar = unbroadcast(y_bar * (sigma - target), l_shape)
         if ctx.needs_input_grad[1]:
-            t_bar = unbroadcast(-y_bar * logits, target.shape)
+            t_bar = unbroadcast(-y_bar * logits, t_shape)
         return l_bar, t_bar
 
 
@@ -485,42 +494,52 @@ def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None):
 
 
 class Conv2d(Function):
-    """y = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
-    x_bar = the transposed convolution of y_bar with W·mask;  W_bar = (Σ y_bar ⊗ patches of x)·mask;
-    b_bar = Σ_{B,H,W} y_bar.  The mask (kH, kW), if any, is fixed: the kernels skip the taps it
-    zeroes.  The loops are Numba kernels (kernels/conv.py)."""
+    """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
+    a_bar = y_bar · act'(a);  x_bar = the transposed convolution of a_bar with W·mask;
+    W_bar = (Σ a_bar ⊗ patches of x)·mask;  b_bar = Σ_{B,H,W} a_bar.  The mask (kH, kW), if any, is
+    fixed: the kernels skip the taps it zeroes.  The loops are Numba kernels (kernels/conv.py); the
+    bias and activation ride on their copies, so they cost no pass of their own."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=1, padding=0, mask=None):
+    def forward(ctx, x, weight, bias, stride=1, padding=0, mask=None, activation="identity", slope=0.01):
         _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1, mask=mask)
-        ctx.save_for_backward(x, weight)
+        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
         ctx.stride, ctx.padding, ctx.mask = stride, padding, mask
-        return conv.conv2d_forward(x, weight, bias, stride, padding, mask)  # (B, C_out, H_out, W_out)
+        y = conv.conv2d_forward(x, weight, bias, stride, padding, mask, ctx.code, slope)  # (B, C_out, H_out, W_out)
+        ctx.save_for_backward(x, weight, y if ctx.code != dense.IDENTITY else None)
+        return y
 
     @staticmethod
     def backward(ctx, y_bar):
-        x, weight = ctx.saved
+        x, weight, y = ctx.saved
         return conv.conv2d_backward(y_bar, x, weight, ctx.stride, ctx.padding, ctx.mask,
-                                    need_x_bar=ctx.needs_input_grad[0])
+                                    need_x_bar=ctx.needs_input_grad[0], y=y, activation=ctx.code,
+                                    slope=ctx.slope)
 
 
 class ConvTranspose2d(Function):
-    """The adjoint of Conv2d, with W (C_in, C_out, kH, kW): y = conv2d's input-backward of x;
-    x_bar = conv2d of y_bar with W;  W_bar = conv2d's weight-backward with the roles swapped."""
+    """The adjoint of Conv2d, with W (C_in, C_out, kH, kW): y = act(a), a = conv2d's input-backward
+    of x, plus b;  a_bar = y_bar · act'(a);  x_bar = conv2d of a_bar with W;  W_bar = conv2d's
+    weight-backward with the roles swapped.  The bias and activation ride on the kernel's last copy."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0):
+    def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0, activation="identity",
+                slope=0.01):
         _check_conv(x, weight, stride, padding, "conv_transpose2d", weight_in_axis=0)
         if not 0 <= output_padding < stride:
             raise ValueError(f"conv_transpose2d: output_padding must be in [0, stride), "
                              f"got {output_padding} with stride {stride}")
-        ctx.save_for_backward(x, weight)
+        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
         ctx.stride, ctx.padding = stride, padding
-        return conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding)
+        y = conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, ctx.code, slope)
+        ctx.save_for_backward(x, weight, y if ctx.code != dense.IDENTITY else None)
+        return y
 
     @staticmethod
     def backward(ctx, y_bar):
-        x, weight = ctx.saved
+        x, weight, y = ctx.saved
+        if ctx.code != dense.IDENTITY:
+            y_bar = _act_backward(y, y_bar, ctx.code, ctx.slope)
         # one im2col pass over y_bar serves both products, so x_bar comes at the price of its GEMM
         x_bar, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, weight, ctx.stride, ctx.padding)
         return x_bar if ctx.needs_input_grad[0] else None, w_bar, b_bar
@@ -680,18 +699,20 @@ def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.
     return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)
 
 
-def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None):
-    """y = x ⋆ W + b: x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
+           activation: str = "identity", slope: float = 0.01):
+    """y = act(x ⋆ W + b): x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
     H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch.  mask: an optional fixed (kH, kW)
     array of 0 and 1; the result is that of W·mask, computed on the unmasked taps only."""
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
-    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, mask=mask)
+    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, mask=mask,
+                        activation=activation, slope=slope)
 
 
 def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
-                     output_padding: int = 0):
-    """x (B, C_in, H, W), W (C_in, C_out, kH, kW) -> (B, C_out, H_out, W_out),
-    H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
+                     output_padding: int = 0, activation: str = "identity", slope: float = 0.01):
+    """y = act(conv_transpose2d(x, W) + b): x (B, C_in, H, W), W (C_in, C_out, kH, kW) ->
+    (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
     bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
     return ConvTranspose2d.apply(x, weight, bias, stride=stride, padding=padding,
-                                 output_padding=output_padding)
+                                 output_padding=output_padding, activation=activation, slope=slope)

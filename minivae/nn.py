@@ -142,8 +142,9 @@ class Conv2d(Module):
         self.weight = _uniform(rng, bound, shape, dtype)
         self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
 
-    def forward(self, x) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                        activation=activation, slope=slope)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -167,9 +168,9 @@ class ConvTranspose2d(Module):
         self.weight = _uniform(rng, bound, shape, dtype)
         self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
 
-    def forward(self, x) -> Tensor:
+    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding)
+                                  self.output_padding, activation=activation, slope=slope)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -200,8 +201,9 @@ class MaskedConv2d(Conv2d):
         self.mask = conv.pixelcnn_mask(kernel_size, mask_type, dtype)  # (k, k), a constant
         self.weight.data *= self.mask
 
-    def forward(self, x) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, mask=self.mask)
+    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, mask=self.mask,
+                        activation=activation, slope=slope)
 
     def extra_repr(self) -> str:
         return f"mask_type={self.mask_type!r}, " + super().extra_repr()
@@ -210,8 +212,9 @@ class MaskedConv2d(Conv2d):
 class Sequential(Module):
     """Layers applied in order, named '0', '1', ... as in PyTorch.
 
-    A Linear followed by an activation module runs as one fused op (F.linear with that
-    activation), for speed; the parameters and their names are exactly those of the two layers."""
+    A Linear, Conv2d or ConvTranspose2d followed by an activation module runs as one fused op
+    (F.linear, F.conv2d, F.conv_transpose2d with that activation), for speed; the parameters and
+    their names are exactly those of the two layers."""
 
     def __init__(self, *layers: Module):
         for i, layer in enumerate(layers):
@@ -232,7 +235,7 @@ class Sequential(Module):
         while i < len(layers):
             layer = layers[i]
             after = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, Linear) and isinstance(after, _Activation):
+            if isinstance(layer, (Linear, Conv2d, ConvTranspose2d)) and isinstance(after, _Activation):
                 x = layer(x, activation=after.name, slope=getattr(after, "slope", 0.01))
                 i += 2
             else:

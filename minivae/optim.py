@@ -9,6 +9,7 @@ import numpy as np
 
 from minivae import checks
 from minivae.kernels import optim as kernels
+from minivae.kernels.fpenv import flush_subnormals
 from minivae.nn import Parameter
 
 
@@ -66,6 +67,7 @@ class SGD(Optimizer):
         if momentum:
             self.buffers["momentum"] = [np.zeros_like(p.data) for p in self.params]
 
+    @flush_subnormals  # as the ops do: kernels/fpenv.py
     def step(self) -> None:
         self.t += 1
         for i, p in enumerate(self.params):
@@ -83,7 +85,7 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """m <- β1 m + (1 − β1) g;  v <- β2 v + (1 − β2) g²;
     p <- p − lr · m̂ / (√v̂ + ε)  with m̂ = m / (1 − β1ᵗ), v̂ = v / (1 − β2ᵗ).
-    The update runs as one Numba pass per parameter (kernels/optim.py)."""
+    The update runs as one Numba pass over the parameters, shared among the workers (kernels/optim.py)."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
@@ -100,14 +102,17 @@ class Adam(Optimizer):
         self.buffers["m"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
         self.buffers["v"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
+    @flush_subnormals  # a moment m of a weight whose gradient stays 0 decays into them: kernels/fpenv.py
     def step(self) -> None:
         self.t += 1
         beta1, beta2 = self.betas
+        arrays = []  # (p, g, m, v) of each parameter with a gradient, flat
         for p, m, v in zip(self.params, self.buffers["m"], self.buffers["v"]):
             if p.grad is None:
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if not p.data.flags.c_contiguous:
                 p.data = np.ascontiguousarray(p.data)
-            kernels.adam_update(p.data, np.ascontiguousarray(g, dtype=p.dtype), m, v,
-                                self.lr, beta1, beta2, self.eps, self.t)
+            g = np.ascontiguousarray(g, dtype=p.dtype)
+            arrays.append((p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)))
+        kernels.adam_step(arrays, self.lr, beta1, beta2, self.eps, self.t)  # one pass, on the workers

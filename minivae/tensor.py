@@ -17,6 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
+from minivae.kernels.fpenv import flush_subnormals
+
 _grad_enabled = True
 
 
@@ -67,6 +69,7 @@ class Function:
         raise NotImplementedError
 
     @classmethod
+    @flush_subnormals  # ops compute with subnormal floats flushed to zero: kernels/fpenv.py says why
     def apply(cls, *inputs, **options) -> "Tensor":
         """Run forward on the inputs' arrays; record the graph edge when a gradient is wanted.
         Positional inputs are differentiable (Tensors, arrays or Python numbers, which take the
@@ -134,6 +137,7 @@ class Tensor:
         return Tensor(self.data)
 
     # ------------------------------------------------------------------ reverse mode
+    @flush_subnormals  # as the ops' forward passes do
     def backward(self, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires it."""
         if grad is None:
@@ -163,10 +167,16 @@ class Tensor:
 
         # Reverse sweep: pass each node's gradient to its inputs; `+=` handles fan-out.
         grads = {id(self): grad}
+        handed = {id(grad)}  # arrays a leaf may not keep as they are: the caller's, and those kept
         for node in reversed(order):
             y_bar = grads.pop(id(node))
             if node._ctx is None:  # a leaf
-                y_bar = y_bar.astype(node.dtype)  # a copy, in the leaf's dtype
+                # An op's fresh gradient is kept as it is; a view, a read-only broadcast or an
+                # array another leaf holds is copied, so that no two gradients share memory.
+                if (y_bar.dtype != node.dtype or y_bar.base is not None
+                        or not y_bar.flags.writeable or id(y_bar) in handed):
+                    y_bar = y_bar.astype(node.dtype)
+                handed.add(id(y_bar))
                 node.grad = y_bar if node.grad is None else node.grad + y_bar
                 continue
             x_bars = node._fn.backward(node._ctx, y_bar)

@@ -44,6 +44,31 @@ def test_conv_transpose2d_gradcheck(case):
                                                          output_padding), x, w, b)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])  # smooth, so finite differences hold
+@settings(max_examples=15)
+@given(case=conv_case(), transposed_case=conv_case(transposed=True))
+def test_fused_activation_gradcheck(activation, case, transposed_case):
+    x, w, b, stride, padding, _ = case
+    minivae.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding, activation=activation), x, w, b)
+    x, w, b, stride, padding, op = transposed_case
+    minivae.gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, stride, padding, op,
+                                                         activation=activation), x, w, b)
+
+
+def test_sequential_fuses_a_conv_layer_with_its_activation():
+    """Conv2d + ReLU in a Sequential runs as one fused op, with the values of the two apart."""
+    rng = np.random.default_rng(0)
+    layers = [nn.Conv2d(2, 3, 3, 1, 1, rng=rng, dtype=np.float64), nn.ReLU(),
+              nn.ConvTranspose2d(3, 2, 4, 2, 1, rng=rng, dtype=np.float64), nn.Tanh()]
+    x = Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
+    fused = nn.Sequential(*layers)(x)
+    apart = x
+    for layer in layers:
+        apart = layer(apart)
+    assert fused._fn is F.ConvTranspose2d and fused._ctx.inputs[0]._fn is F.Conv2d
+    np.testing.assert_allclose(fused.data, apart.data, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("H, k, stride, padding", [(28, 4, 2, 1), (14, 4, 2, 1), (28, 7, 1, 3),
                                                    (28, 3, 1, 1), (5, 3, 2, 0), (6, 1, 3, 0)])
 def test_conv2d_output_size_formula(H, k, stride, padding):

@@ -11,7 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae.kernels import conv, threads
+from minivae.kernels import conv, dense, threads
+from minivae.kernels import reference as dense_reference
 from minivae.kernels import reference_conv as reference
 
 EXAMPLES = settings(max_examples=25, deadline=None)
@@ -78,6 +79,47 @@ def test_conv2d_forward_matches_reference(dtype, g, with_bias, data):
     x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
     b = data.draw(arrays(dtype, (C_out,))) if with_bias else None
     assert_close(conv.conv2d_forward(x, w, b, s, p), reference.conv2d_forward(x, w, b, s, p), dtype, "conv2d_forward")
+
+
+FUSED = ["relu", "leaky_relu", "sigmoid", "tanh"]  # dense.py's activations the conv kernels fuse
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", FUSED)
+@EXAMPLES
+@given(g=conv_geometry(), data=st.data())
+def test_conv2d_with_activation_matches_reference(dtype, activation, g, data):
+    """Forward act(conv2d + b), and the backward through it: a_bar = y_bar · act'(y), then the
+    three gradients of the plain convolution at a_bar."""
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,)))
+    code, slope = dense.ACTIVATIONS[activation], 0.1
+    y = conv.conv2d_forward(x, w, b, s, p, activation=code, slope=slope)
+    with np.errstate(over="ignore"):  # the twin's naive sigmoid may overflow exp(-a)
+        y_ref = dense_reference.activate(reference.conv2d_forward(x, w, b, s, p), activation, slope)
+    assert_close(y, y_ref, dtype, f"conv2d_forward + {activation}")
+    y_bar = data.draw(arrays(dtype, y.shape))
+    a_bar = y_bar * dense_reference.activation_grad_from_output(y, activation, slope)
+    x_bar, w_bar, b_bar = conv.conv2d_backward(y_bar, x, w, s, p, y=y, activation=code, slope=slope)
+    assert_close(x_bar, reference.conv2d_backward_input(a_bar, w, x.shape, s, p), dtype, "x_bar")
+    for mine, theirs, what in zip((w_bar, b_bar), reference.conv2d_backward_weight(x, a_bar, w.shape, s, p),
+                                  ("w_bar", "b_bar")):
+        assert_close(mine, theirs, dtype, f"conv2d_backward {what} through {activation}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", FUSED)
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), data=st.data())
+def test_conv_transpose2d_forward_with_activation_matches_reference(dtype, activation, g, data):
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_in, C_out, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,)))
+    y = conv.conv_transpose2d_forward(x, w, b, s, p, op, activation=dense.ACTIVATIONS[activation], slope=0.1)
+    with np.errstate(over="ignore"):
+        y_ref = dense_reference.activate(reference.conv_transpose2d_forward(x, w, b, s, p, op), activation, 0.1)
+    assert_close(y, y_ref, dtype, f"conv_transpose2d_forward + {activation}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

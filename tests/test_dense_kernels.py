@@ -90,3 +90,43 @@ def test_adam_update_matches_reference_over_three_steps(dtype, shape, lr, beta1,
         reference.adam_update(p_ref, g, m_ref, v_ref, lr, beta1, beta2, eps, step)
         for mine, expected, name in [(p, p_ref, "p"), (m, m_ref, "m"), (v, v_ref, "v")]:
             assert_close(mine, expected, dtype, f"adam_update {name} at step {step}")
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_step_over_the_workers_matches_reference(n_workers, dtype):
+    """optim.Adam cuts the parameters into pieces of kernels/optim.CHUNK that the workers share:
+    every element still gets the twin's update, whatever the pieces and workers."""
+    from minivae import nn, optim
+    from minivae.kernels import threads
+    before = threads.get_num_threads()
+    threads.set_num_threads(n_workers)
+    try:
+        rng = np.random.default_rng(n_workers)
+        shapes = [(3, optim_kernels.CHUNK + 5), (7,), (2 * optim_kernels.CHUNK,), (40, 9)]
+        params = [nn.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+        twins = [(p.data.copy(), np.zeros(p.shape, dtype), np.zeros(p.shape, dtype)) for p in params]
+        adam = optim.Adam(params, lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
+        for step in (1, 2, 3):
+            for p, (p_ref, m_ref, v_ref) in zip(params, twins):
+                p.grad = rng.standard_normal(p.shape).astype(dtype)
+                reference.adam_update(p_ref, p.grad, m_ref, v_ref, 1e-2, 0.8, 0.99, 1e-6, step)
+            adam.step()
+            for i, (p, (p_ref, _, _)) in enumerate(zip(params, twins)):
+                assert_close(p.data, p_ref, dtype, f"Adam parameter {i} at step {step}")
+    finally:
+        threads.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", dense.ACTIVATIONS)
+@EXAMPLES
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=6), slope=st.floats(0, 0.5),
+       data=st.data())
+def test_act_backward_matches_reference(activation, dtype, shape, slope, data):
+    a = data.draw(arrays(dtype, shape))
+    y = reference.activate(a, activation, slope).astype(dtype)
+    y_bar = data.draw(arrays(dtype, shape, -3, 3))
+    expected = y_bar * reference.activation_grad_from_output(y, activation, slope)
+    mine = dense.act_backward(y, y_bar, dense.ACTIVATIONS[activation], slope)
+    assert_close(mine, expected, dtype, f"act_backward {activation}")

@@ -193,3 +193,22 @@ def test_backward_follows_the_graph_as_recorded_even_if_requires_grad_changes():
     w.requires_grad = False
     loss.backward()
     np.testing.assert_array_equal(x.grad, [2.0, 3.0])
+
+
+def test_leaf_gradients_own_their_memory():
+    """Leaves keep an op's fresh gradient without a copy, but never one they would share: here
+    a.grad and b.grad are both y_bar itself as Add passes it on, c's comes through a read-only
+    broadcast (Sum), and x's is the caller's own array."""
+    a, b = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    c = Tensor(np.ones((2, 3)), requires_grad=True)
+    (a + b).backward(np.array([1.0, 2.0, 3.0]))
+    c.sum().backward()
+    g = np.array([5.0, 6.0, 7.0])
+    x = Tensor(np.zeros(3), requires_grad=True)
+    x.backward(g)
+    grads = [a.grad, b.grad, c.grad, x.grad]
+    assert all(grad.flags.writeable and grad.flags.c_contiguous for grad in grads)
+    assert not np.shares_memory(a.grad, b.grad) and not np.shares_memory(x.grad, g)
+    a.grad *= 0  # the user may scale a gradient in place without touching another
+    np.testing.assert_array_equal(b.grad, [1, 2, 3])
+    np.testing.assert_array_equal(c.grad, np.ones((2, 3)))

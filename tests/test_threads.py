@@ -159,3 +159,40 @@ def test_a_forked_child_gets_workers_of_its_own(workers):
         time.sleep(0.05)
     os.kill(pid, 9)
     pytest.fail("the forked child's pooled work did not finish in 30 s")
+
+
+def _train_a_few_steps(name, n_workers, steps=3):
+    """Every parameter after `steps` training steps on real digits, with n_workers workers."""
+    from minivae import data, optim
+    from minivae.models.aae import AAE
+    from minivae.models.ae import AE
+    from minivae.models.vae import VAE
+    from minivae.tensor import Tensor
+
+    threads.set_num_threads(n_workers)
+    (x_train, _), _ = data.load("mnist-5k")
+    x = data.to_float(x_train[:128 * steps])
+    rng = np.random.default_rng(0)
+    if name == "aae":
+        model = AAE.mlp(rng=rng)
+        optimizers = model.optimizers()
+        for batch in data.batches(x, 128):
+            model.step(batch, optimizers, rng)
+    else:
+        model = {"conv-vae": VAE.conv, "conv-ae": AE.conv, "mlp-vae": VAE.mlp}[name](rng=rng)
+        optimizer = optim.Adam(model.parameters())
+        for batch in data.batches(x, 128):
+            loss, _ = model.loss(Tensor(batch), rng)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return {name: p.data.copy() for name, p in model.named_parameters()}
+
+
+@needs_openblas
+@pytest.mark.parametrize("model", ["conv-vae", "conv-ae", "aae", "mlp-vae"])
+def test_training_is_bit_identical_for_one_and_two_workers(workers, model):
+    """So a run resumed on a machine with another number of cores continues exactly."""
+    one, two = _train_a_few_steps(model, 1), _train_a_few_steps(model, 2)
+    differ = [name for name in one if not np.array_equal(one[name], two[name])]
+    assert not differ, f"{model}: parameters differ between 1 and 2 workers: {differ}"

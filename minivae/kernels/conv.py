@@ -18,11 +18,12 @@ x_bar, and w_bar is zero off the mask - at a fraction of the work: a 3x3 type-'B
 the 9 taps, a 7x7 type-'A' mask 24 of 49. `pixelcnn_mask` builds the masks.
 
 How it runs. The batch is cut into chunks of a few samples whose columns fit in a core's cache
-(COLS_BYTES). Each worker thread (threads.py) takes every n_workers-th chunk and does all of its
-work: the Numba copies (im2col, col2im, padding) and the chunk's matrix product in NumPy, which
-runs on that worker's thread alone. Splitting the batch instead of the product keeps both cores
-busy during the copies, which are a third of the work or more, and keeps each chunk's columns in
-the cache of the core that wrote them.
+(COLS_BYTES), at least MIN_CHUNKS of them. Each worker thread (threads.py) takes every
+n_workers-th chunk and does all of its work: the Numba copies (im2col, col2im, padding) and the
+chunk's matrix product in NumPy, which runs on that worker's thread alone. The chunks do not depend
+on the number of workers, so neither does any result, to the last bit. Splitting the batch instead
+of the product keeps both cores busy during the copies, which are a third of the work or more, and
+keeps each chunk's columns in the cache of the core that wrote them.
 
 Why this method - measured, not guessed. Forward + input-backward + weight-backward at batch 128,
 float32, ms (and x torch), fastest of 3 x 10 calls, 2 threads for everyone, each method in
@@ -60,6 +61,7 @@ import numpy as np
 from numba import njit
 
 from minivae.kernels import threads
+from minivae.kernels.dense import IDENTITY, _act, _act_grad
 
 # ---------------------------------------------------------------- sizes (validated, for the wrappers)
 
@@ -148,13 +150,17 @@ def pad_into_phases(x, padding, x_ph):
 
 
 @njit(cache=True, nogil=True)
-def crop_from_phases(x_ph, padding, x):
-    """The adjoint of pad_into_phases: x[n, c, h, w] = x_ph at (h + p, w + p); the padding is dropped."""
+def crop_from_phases(x_ph, padding, bias, code, slope, x):
+    """The adjoint of pad_into_phases: x[n, c, h, w] = x_ph at (h + p, w + p); the padding is
+    dropped. On the way, x = act(that + bias[c]) (dense.py's activations; identity and zeros for
+    the plain adjoint), so a transposed convolution's bias and activation cost no pass of their own."""
     m, C, H, W = x.shape
     s, Hq1, Wq = x_ph.shape[2], x_ph.shape[4], x_ph.shape[5]
     x_flat, ph_flat = x.reshape(-1), x_ph.reshape(-1)
     w0, v0, count = _phase_columns(W, s, padding)
+    slope_, one = x.dtype.type(slope), x.dtype.type(1)
     for nc in range(m * C):
+        b_c = bias[nc % C]
         for a in range(s):
             for u in range(Hq1):
                 h = u * s + a - padding
@@ -164,37 +170,42 @@ def crop_from_phases(x_ph, padding, x):
                         frm = (((nc * s + a) * s + b) * Hq1 + u) * Wq + v0[b]
                         if s == 1:
                             for t in range(count[b]):
-                                x_flat[np.uintp(to + t)] = ph_flat[np.uintp(frm + t)]
+                                x_flat[np.uintp(to + t)] = _act(ph_flat[np.uintp(frm + t)] + b_c, code, slope_, one)
                         else:
                             for t in range(count[b]):
-                                x_flat[np.uintp(to + t * s)] = ph_flat[np.uintp(frm + t)]
+                                x_flat[np.uintp(to + t * s)] = _act(ph_flat[np.uintp(frm + t)] + b_c, code, slope_, one)
 
 
 @njit(cache=True, nogil=True)
-def to_wide(y, Wq, g):
-    """g[o, n, oh, ow] = y[n, o, oh, ow] for ow < W_out and 0 for W_out <= ow < Wq: an NCHW array
-    as the chunk's wide (C_out, m*H_out*Wq) matrix.  y: (m, C_out, H_out, W_out)."""
-    m, C_out, H_out, W_out = y.shape
+def to_wide(y_bar, y, code, slope, Wq, g):
+    """g[o, n, oh, ow] = y_bar[n, o, oh, ow] · act'(y[n, o, oh, ow]) for ow < W_out and 0 for
+    W_out <= ow < Wq: an output gradient as the chunk's wide (C_out, m*H_out*Wq) matrix, through
+    the activation the forward applied (act' read from its output y, as in dense.py; for the
+    identity y is not read).  y_bar, y: (m, C_out, H_out, W_out)."""
+    m, C_out, H_out, W_out = y_bar.shape
     g4 = g.reshape(C_out, m, H_out, Wq)
+    slope_, one = g.dtype.type(slope), g.dtype.type(1)
     for o in range(C_out):
         for n in range(m):
             for oh in range(H_out):
                 for ow in range(W_out):
-                    g4[o, n, oh, ow] = y[n, o, oh, ow]
+                    g4[o, n, oh, ow] = y_bar[n, o, oh, ow] * _act_grad(y[n, o, oh, ow], code, slope_, one)
                 for ow in range(W_out, Wq):
                     g4[o, n, oh, ow] = 0
 
 
 @njit(cache=True, nogil=True)
-def from_wide(y_mat, bias, y):
-    """y[n, o, oh, ow] = y_mat[o, (n, oh, ow)] + bias[o], dropping the wide rows' extra columns."""
+def from_wide(y_mat, bias, code, slope, y):
+    """y[n, o, oh, ow] = act(y_mat[o, (n, oh, ow)] + bias[o]), dropping the wide rows' extra
+    columns: the bias and activation ride on the copy."""
     m, C_out, H_out, W_out = y.shape
     y4 = y_mat.reshape(C_out, m, H_out, -1)
+    slope_, one = y.dtype.type(slope), y.dtype.type(1)
     for n in range(m):
         for o in range(C_out):
             for oh in range(H_out):
                 for ow in range(W_out):
-                    y[n, o, oh, ow] = y4[o, n, oh, ow] + bias[o]
+                    y[n, o, oh, ow] = _act(y4[o, n, oh, ow] + bias[o], code, slope_, one)
 
 
 @njit(cache=True, nogil=True)
@@ -240,10 +251,12 @@ def col2im(cols, taps, H_out, x_ph_bar):
 # Every operation is one of two passes, each a loop over chunks that the workers share:
 #   _columns_pass   cols = im2col(x); then y = W @ cols + b, and w_bar += cols @ g.T if asked for
 #   _gradient_pass  g = y_bar as wide rows; then x_bar = col2im(W.T @ g) and/or w_bar += im2col(x) @ g.T
-# Each worker has its own buffers and its own w_bar and b_bar; they are added up in worker order,
-# so the result does not depend on which worker finished first.
+# Each worker has its own buffers. The chunks, and so every product, are the same for any number
+# of workers, and each chunk's share of w_bar and b_bar is kept apart and added in chunk order:
+# the result is bit for bit the same on 1 worker or 8, and whichever finishes first.
 
 COLS_BYTES = 2**20  # a chunk's columns: about half a core's L2 cache
+MIN_CHUNKS = 8  # so that 2 or 4 workers share a batch evenly; never the number of workers (see above)
 
 
 def _prepare(*arrays):
@@ -252,13 +265,16 @@ def _prepare(*arrays):
 
 
 def _chunk_size(B, bytes_per_sample):
-    """m samples per chunk: columns of about COLS_BYTES, and at least 4 chunks for each worker."""
-    return max(1, min(COLS_BYTES // max(1, bytes_per_sample), -(-B // (4 * threads.get_num_threads()))))
+    """m samples per chunk: columns of about COLS_BYTES, and at least MIN_CHUNKS chunks."""
+    return max(1, min(COLS_BYTES // max(1, bytes_per_sample), -(-B // MIN_CHUNKS)))
 
 
 def _add_up(parts):
-    """The workers' partial sums {worker: array}, added in worker order: the same total every run."""
-    return sum(parts[w] for w in sorted(parts))
+    """The chunks' partial sums, added in chunk order: the same total for any number of workers."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _leading(buffer, *shape):
@@ -290,11 +306,12 @@ def _weight_from_matrix(w_bar_t, shape, taps):
     return w_bar
 
 
-def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_src=None):
+def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_src=None,
+                  act=(IDENTITY, 0.0)):
     """Chunk by chunk, cols = im2col(x) (C_in*T, m*H_out*Wq), then
-        y     = w_mat @ cols + bias, as (B, C_out, H_out, W_out)            w_mat: (C_out, C_in*T)
+        y     = act(w_mat @ cols + bias), as (B, C_out, H_out, W_out)       w_mat: (C_out, C_in*T)
         w_bar = sum over chunks of cols @ g.T, (C_in*T, C_g)     if g_src (B, C_g, H_out, W_out) is given
-    Returns (y, w_bar), w_bar None when g_src is not given."""
+    act = (code, slope) of a dense.py activation. Returns (y, w_bar), w_bar None without g_src."""
     B, C, H, W = x.shape
     C_out, K = w_mat.shape
     Wq = phase_shape(B, C, H, W, stride, padding)[-1]
@@ -302,37 +319,43 @@ def _columns_pass(x, taps, stride, padding, H_out, W_out, w_mat, bias=None, g_sr
     m = _chunk_size(B, K * wide * x.itemsize)
     y = np.empty((B, C_out, H_out, W_out), x.dtype)
     bias = np.zeros(C_out, x.dtype) if bias is None else bias
-    w_bars = {}  # each worker's share of w_bar
+    chunks = range(0, B, m)  # the first sample of each chunk
+    if g_src is not None:
+        C_g = g_src.shape[1]
+        w_bars = np.empty((len(chunks), K, C_g), x.dtype)  # each chunk's share of w_bar
 
     def work(worker, n_workers):
         x_ph = np.zeros(phase_shape(m, C, H, W, stride, padding), x.dtype)  # the padding stays zero
         cols_buffer, y_buffer = np.empty(K * m * wide, x.dtype), np.empty(C_out * m * wide, x.dtype)
         if g_src is not None:
-            C_g = g_src.shape[1]
-            g_buffer, w_bars[worker] = np.empty(C_g * m * wide, x.dtype), np.zeros((K, C_g), x.dtype)
-        for n0 in range(worker * m, B, n_workers * m):
+            g_buffer = np.empty(C_g * m * wide, x.dtype)
+        for c in range(worker, len(chunks), n_workers):
+            n0 = chunks[c]
             k = min(m, B - n0)  # samples in this chunk
             pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
             cols = _leading(cols_buffer, K, k * wide)
             im2col(x_ph[:k], taps, H_out, cols)
             y_mat = _leading(y_buffer, C_out, k * wide)
             np.matmul(w_mat, cols, out=y_mat)  # (C_out, k*H_out*Wq)
-            from_wide(y_mat, bias, y[n0:n0 + k])
+            from_wide(y_mat, bias, *act, y[n0:n0 + k])
             if g_src is not None:
                 g = _leading(g_buffer, C_g, k * wide)
-                to_wide(g_src[n0:n0 + k], Wq, g)
-                w_bars[worker] += cols @ g.T  # (K, C_g)
+                to_wide(g_src[n0:n0 + k], g_src[n0:n0 + k], IDENTITY, 0.0, Wq, g)
+                np.matmul(cols, g.T, out=w_bars[c])  # (K, C_g)
 
     threads.run(work)
     return y, (_add_up(w_bars) if g_src is not None else None)
 
 
-def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
+def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None, through=None,
+                   then=None):
     """Chunk by chunk, g = y_bar as wide rows (C_out, m*H_out*Wq), then
         x_bar = col2im(w_mat.T @ g), cropped to x_shape                if w_mat (C_out, C_in*T) is given
         w_bar = sum over chunks of im2col(x) @ g.T, (C_in*T, C_out)     if x (B, C_in, H, W) is given
-    Returns (x_bar, w_bar, b_bar), b_bar = y_bar summed over (B, H_out, W_out) when x is given; None
-    for those not asked for."""
+    through = (y, code, slope): y_bar comes through that activation of the output y, so g is
+    y_bar · act'(y);  then = (bias, code, slope): x_bar becomes act(x_bar + bias) (a transposed
+    convolution's forward). Returns (x_bar, w_bar, b_bar), b_bar = g summed over (B, H_out, W_out)
+    when x is given; None for those not asked for."""
     B, C_out, H_out, _ = y_bar.shape
     _, C_in, H, W = x_shape
     K = C_in * len(taps)
@@ -341,28 +364,31 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
     m = _chunk_size(B, K * wide * y_bar.itemsize)
     x_bar = np.empty(x_shape, y_bar.dtype) if w_mat is not None else None
     w_mat_t = np.ascontiguousarray(w_mat.T) if w_mat is not None else None  # (K, C_out)
-    w_bars, b_bars = {}, {}  # each worker's share
+    y, code, slope = through if through is not None else (y_bar, IDENTITY, 0.0)
+    then = then if then is not None else (np.zeros(C_in, y_bar.dtype), IDENTITY, 0.0)
+    chunks = range(0, B, m)  # the first sample of each chunk
+    if x is not None:  # each chunk's share of w_bar and b_bar
+        w_bars, b_bars = np.empty((len(chunks), K, C_out), y_bar.dtype), np.empty((len(chunks), C_out), y_bar.dtype)
 
     def work(worker, n_workers):
         planes = phase_shape(m, C_in, H, W, stride, padding)
         x_ph, x_ph_bar = np.zeros(planes, y_bar.dtype), np.empty(planes, y_bar.dtype)
         g_buffer, cols_buffer = np.empty(C_out * m * wide, y_bar.dtype), np.empty(K * m * wide, y_bar.dtype)
-        w_bar, b_bar = np.zeros((K, C_out), y_bar.dtype), np.zeros(C_out, y_bar.dtype)
         ones = np.ones(m * wide, y_bar.dtype)
-        for n0 in range(worker * m, B, n_workers * m):
+        for c in range(worker, len(chunks), n_workers):
+            n0 = chunks[c]
             k = min(m, B - n0)
             g, cols = _leading(g_buffer, C_out, k * wide), _leading(cols_buffer, K, k * wide)
-            to_wide(y_bar[n0:n0 + k], Wq, g)
+            to_wide(y_bar[n0:n0 + k], y[n0:n0 + k], code, slope, Wq, g)
             if w_mat is not None:
                 np.matmul(w_mat_t, g, out=cols)  # (K, k*H_out*Wq)
                 col2im(cols, taps, H_out, x_ph_bar[:k])
-                crop_from_phases(x_ph_bar[:k], padding, x_bar[n0:n0 + k])
+                crop_from_phases(x_ph_bar[:k], padding, *then, x_bar[n0:n0 + k])
             if x is not None:
                 pad_into_phases(x[n0:n0 + k], padding, x_ph[:k])
                 im2col(x_ph[:k], taps, H_out, cols)
-                w_bar += cols @ g.T  # (K, C_out)
-                b_bar += g @ ones[:k * wide]  # g's row sums (its extra columns are 0): 2 µs; g.sum(axis=1) 6 µs
-        w_bars[worker], b_bars[worker] = w_bar, b_bar
+                np.matmul(cols, g.T, out=w_bars[c])  # (K, C_out)
+                np.matmul(g, ones[:k * wide], out=b_bars[c])  # g's row sums (its extra columns are 0): 2 µs; g.sum(axis=1) 6 µs
 
     threads.run(work)
     if x is None:
@@ -374,27 +400,33 @@ def _gradient_pass(y_bar, taps, stride, padding, x_shape, w_mat=None, x=None):
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,
-                   mask: np.ndarray | None = None) -> np.ndarray:
-    """y = conv2d(x, w * mask) + b.  x: (B, C_in, H, W), w: (C_out, C_in, kH, kW), b: (C_out,) or
-    None, mask: (kH, kW) or None -> y: (B, C_out, H_out, W_out)."""
+                   mask: np.ndarray | None = None, activation: int = IDENTITY,
+                   slope: float = 0.0) -> np.ndarray:
+    """y = act(conv2d(x, w * mask) + b), act a dense.py activation code.  x: (B, C_in, H, W),
+    w: (C_out, C_in, kH, kW), b: (C_out,) or None, mask: (kH, kW) or None -> y: (B, C_out, H_out, W_out)."""
     x, w = _prepare(x, w)
     _, _, H, W = x.shape
     kH, kW = w.shape[2:]
     H_out, W_out = conv_output_size(H, kH, stride, padding), conv_output_size(W, kW, stride, padding)
     taps = taps_of(mask, kH, kW)
     bias = None if b is None else np.asarray(b, dtype=x.dtype)
-    return _columns_pass(x, taps, int(stride), int(padding), H_out, W_out, _weight_matrix(w, taps), bias)[0]
+    return _columns_pass(x, taps, int(stride), int(padding), H_out, W_out, _weight_matrix(w, taps), bias,
+                         act=(activation, slope))[0]
 
 
 def conv2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int, padding: int,
-                    mask: np.ndarray | None = None, need_x_bar: bool = True) -> tuple:
-    """(x_bar, w_bar, b_bar), the vector-Jacobian products of y = conv2d(x, w * mask) + b, in one pass
-    over the batch:  x_bar = col2im(W.T @ y_bar) (None unless need_x_bar),  w_bar = sum of
-    y_bar @ cols(x).T (zero off the mask),  b_bar = y_bar summed over (B, H_out, W_out)."""
+                    mask: np.ndarray | None = None, need_x_bar: bool = True, y: np.ndarray | None = None,
+                    activation: int = IDENTITY, slope: float = 0.0) -> tuple:
+    """(x_bar, w_bar, b_bar), the vector-Jacobian products of y = act(a), a = conv2d(x, w * mask) + b,
+    in one pass over the batch, with a_bar = y_bar · act'(y) (y the forward's output; not needed
+    for the identity):  x_bar = col2im(W.T @ a_bar) (None unless need_x_bar),  w_bar = sum of
+    a_bar @ cols(x).T (zero off the mask),  b_bar = a_bar summed over (B, H_out, W_out)."""
     y_bar, x, w = _prepare(y_bar, x, w)
     taps = taps_of(mask, *w.shape[2:])
     w_mat = _weight_matrix(w, taps) if need_x_bar else None
-    x_bar, w_bar_t, b_bar = _gradient_pass(y_bar, taps, int(stride), int(padding), x.shape, w_mat, x)
+    through = None if activation == IDENTITY else (np.ascontiguousarray(y, y_bar.dtype), activation, slope)
+    x_bar, w_bar_t, b_bar = _gradient_pass(y_bar, taps, int(stride), int(padding), x.shape, w_mat, x,
+                                           through=through)
     return x_bar, _weight_from_matrix(w_bar_t, w.shape, taps), b_bar
 
 
@@ -407,18 +439,20 @@ def conv2d_backward_input(y_bar: np.ndarray, w: np.ndarray, x_shape: tuple, stri
 
 
 def conv_transpose2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,
-                             output_padding: int) -> np.ndarray:
-    """y = conv_transpose2d(x, w) + b, the adjoint of conv2d with the same w.  x: (B, C_in, H, W),
-    w: (C_in, C_out, kH, kW) -> y: (B, C_out, H_out, W_out), H_out = (H - 1) s - 2p + kH + output_padding."""
+                             output_padding: int, activation: int = IDENTITY, slope: float = 0.0) -> np.ndarray:
+    """y = act(conv_transpose2d(x, w) + b), the adjoint of conv2d with the same w, then the bias and
+    a dense.py activation.  x: (B, C_in, H, W), w: (C_in, C_out, kH, kW) -> y: (B, C_out, H_out, W_out),
+    H_out = (H - 1) s - 2p + kH + output_padding."""
+    x, w = _prepare(x, w)
     B, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
     H_out = conv_transpose_output_size(H, kH, stride, padding, output_padding)
     W_out = conv_transpose_output_size(W, kW, stride, padding, output_padding)
+    bias = np.zeros(C_out, x.dtype) if b is None else np.asarray(b, dtype=x.dtype)
     # w read as a conv2d weight maps C_out channels to C_in, so this is conv2d's input-backward
-    y = conv2d_backward_input(x, w, (B, C_out, H_out, W_out), stride, padding)
-    if b is not None:
-        y += np.asarray(b, dtype=y.dtype)[:, None, None]
-    return y
+    taps = taps_of(None, kH, kW)
+    return _gradient_pass(x, taps, int(stride), int(padding), (B, C_out, H_out, W_out), _weight_matrix(w, taps),
+                          then=(bias, activation, slope))[0]
 
 
 def conv_transpose2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,

@@ -55,3 +55,17 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, step):
     m_hat = m / (1 - beta1**step)
     v_hat = v / (1 - beta2**step)
     p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+# ---------------------------------------------------------------- logistic (kernels/logistic.py)
+
+
+def sigmoid(x):
+    """σ(x) = 1 / (1 + e^(−x)), written so that no exponential overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def bce_with_logits(l, t):
+    """(−[t ln σ(l) + (1 − t) ln(1 − σ(l))], σ(l)), the loss in its stable form."""
+    return np.maximum(l, 0) - l * t + np.log1p(np.exp(-np.abs(l))), sigmoid(l)

@@ -15,7 +15,7 @@ Where NumPy's BLAS is not an OpenBLAS that ctypes can find (MKL, Apple's Acceler
 not touch it: `run` then uses one worker, and the BLAS parallelises the products as it sees fit.
 
     run(work)          calls work(w, n_workers) for w = 0 .. n_workers - 1 at once; the caller is worker 0
-    matmul(a, b)       a @ b with the rows of the product shared out among the workers
+    matmul(a, b)       a @ b with blocks of rows of the product shared out among the workers
     set_num_threads(n) the number of workers, by default the cores this process may use
 
 Every matrix product in a training step goes through one of these, for a single product on
@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+
+from minivae.kernels import fpenv
 
 
 def _find_openblas():
@@ -66,8 +68,9 @@ _local = threading.local()  # .busy is True inside a worker's work
 
 
 def set_num_threads(n: int) -> None:
-    """Use n worker threads for minivae's kernels; 1 runs everything in the calling thread (and
-    leaves NumPy's BLAS alone), which is also the way to step through a kernel in pdb."""
+    """Use n worker threads for minivae's kernels; 1 runs everything in the calling thread, NumPy's
+    matrix products included, which is also the way to step through a kernel in pdb. Results are
+    the same to the last bit for every n."""
     global _workers, _pool
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"set_num_threads: need a positive integer, at least one thread, got "
@@ -117,10 +120,11 @@ def one_blas_thread():
                 set_(_blas["before"])
 
 
-def _as_worker(work, worker, n_workers):
+def _as_worker(work, worker, n_workers, fp_mode):
+    """work(worker, n_workers) in this thread, in the caller's floating-point mode (fpenv.py)."""
     _local.busy = True
     try:
-        work(worker, n_workers)
+        fpenv.with_mode(fp_mode, lambda: work(worker, n_workers))
     finally:
         _local.busy = False
 
@@ -128,16 +132,22 @@ def _as_worker(work, worker, n_workers):
 def run(work) -> None:
     """work(w, n_workers) for every worker w at once, the calling thread being worker 0; returns when
     all have finished and raises the first error any of them raised. Each worker picks its share of
-    the tasks by its number (tasks w, w + n_workers, ...), so the split - and every floating-point
-    sum over it - is the same on every run. Called from inside a worker, it runs work(0, 1) there:
-    the pool's threads are busy, and waiting for them would never end."""
+    the tasks by its number (tasks w, w + n_workers, ...), so the split is the same on every run;
+    the kernels cut their work into tasks that do not depend on n_workers, so every result is
+    the same for any number of workers. Called from inside a worker, it runs work(0, 1) there:
+    the pool's threads are busy, and waiting for them would never end. Every worker computes in
+    the caller's floating-point mode: subnormals flushed to zero or not, as the caller has it."""
     n = _workers
-    if n == 1 or getattr(_local, "busy", False):
+    if getattr(_local, "busy", False):
         return work(0, 1)
+    if n == 1:
+        with one_blas_thread():
+            return work(0, 1)
+    fp_mode = fpenv.get_mode()
     with one_blas_thread():
-        others = [_pool.submit(_as_worker, work, w, n) for w in range(1, n)]
+        others = [_pool.submit(_as_worker, work, w, n, fp_mode) for w in range(1, n)]
         try:
-            _as_worker(work, 0, n)
+            _as_worker(work, 0, n, fp_mode)
         finally:
             for future in others:
                 future.exception()  # wait for every worker before anyone reads the results
@@ -146,22 +156,30 @@ def run(work) -> None:
 
 
 SPLIT_FLOPS = 2e6  # a smaller product runs in the calling thread: a hand-off to a worker costs ~20 µs
+BLOCK_ROWS = 64  # about this many rows per block of a shared product
+
+
+def row_blocks(M: int) -> list[slice]:
+    """The rows of an (M, N) product cut into an even number of blocks of about BLOCK_ROWS rows.
+    Never cut by the number of workers: OpenBLAS sums a row differently in a block of another
+    height, so a split by workers would make the result depend on them."""
+    n_blocks = 2 * -(-M // (2 * BLOCK_ROWS))  # even, so two workers get the same share
+    return [slice(M * i // n_blocks, M * (i + 1) // n_blocks) for i in range(n_blocks)]
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, with NumPy's broadcasting rules. For 2-D a (M, K) and b (K, N), each worker computes
-    a block of rows of the (M, N) product, on one BLAS thread."""
-    if _workers == 1:
-        return a @ b
+    """a @ b, with NumPy's broadcasting rules. For 2-D a (M, K) and b (K, N), the rows of the
+    (M, N) product are cut into row_blocks(M), which the workers share, each on one BLAS thread;
+    the same blocks on any number of workers, so the same result to the last bit."""
     if a.ndim != 2 or b.ndim != 2 or 2 * a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_FLOPS:
         with one_blas_thread():
             return a @ b
-    M = a.shape[0]
-    y = np.empty((M, b.shape[1]), np.result_type(a, b))
+    blocks = row_blocks(a.shape[0])
+    y = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
 
     def work(worker, n_workers):
-        rows = slice(M * worker // n_workers, M * (worker + 1) // n_workers)
-        np.matmul(a[rows], b, out=y[rows])
+        for rows in blocks[worker::n_workers]:
+            np.matmul(a[rows], b, out=y[rows])
 
     run(work)
     return y
