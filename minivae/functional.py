@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivae.kernels import conv, dense, logistic, threads
+from minivae.kernels import conv, dense, gate, logistic, threads
 from minivae.tensor import Function, Tensor, unbroadcast
 
 
@@ -569,35 +569,22 @@ class ShiftDown(Function):
 class GatedTanh(Function):
     """y = tanh(a) ⊙ σ(b), where a and b are the two halves of axis 1: (B, 2C, ...) -> (B, C, ...);
     a_bar = y_bar · σ(b) · (1 − tanh²a);  b_bar = y_bar · tanh(a) · σ(b)(1 − σ(b)).
-    Fused: one op instead of two slices, two activations and a product (five graph nodes)."""
-
-    @staticmethod
-    def gate(x: np.ndarray) -> tuple:
-        """(y, tanh a, σ b) on plain arrays; the PixelCNN's cached sampler calls it too.
-        σ(b) = ½(1 + tanh(b/2)): one vectorised tanh instead of an exp, a select and two
-        divisions, finite for every b, with an absolute error of about one ulp of 1: enough for a
-        gate, not for the tiny tail probabilities a likelihood needs (those use _sigmoid)."""
-        if x.ndim < 2 or x.shape[1] % 2:
-            raise ValueError(f"gated_tanh: axis 1 must hold an even number of channels (a, b), "
-                             f"got shape {x.shape}")
-        a, b = np.split(x, 2, axis=1)
-        t = np.tanh(a)
-        s = np.tanh(b * x.dtype.type(0.5))
-        s += 1
-        s *= 0.5
-        return t * s, t, s
+    Fused: one op instead of two slices, two activations and a product (five graph nodes), on
+    the worker threads (kernels/gate.py)."""
 
     @staticmethod
     def forward(ctx, x):
-        y, t, s = GatedTanh.gate(x)
+        if x.ndim < 2 or x.shape[1] % 2:
+            raise ValueError(f"gated_tanh: axis 1 must hold an even number of channels (a, b), "
+                             f"got shape {x.shape}")
+        y, t, s = gate.gated_tanh(x)
         ctx.save_for_backward(t, s)
         return y
 
     @staticmethod
     def backward(ctx, y_bar):
         t, s = ctx.saved
-        g = y_bar * s  # y_bar · σ(b)
-        return np.concatenate([g * (1 - t * t), g * t * (1 - s)], axis=1)
+        return gate.gated_tanh_backward(y_bar, t, s)
 
 
 # ---------------------------------------------------------------- the functional API

@@ -69,3 +69,18 @@ def sigmoid(x):
 def bce_with_logits(l, t):
     """(−[t ln σ(l) + (1 − t) ln(1 − σ(l))], σ(l)), the loss in its stable form."""
     return np.maximum(l, 0) - l * t + np.log1p(np.exp(-np.abs(l))), sigmoid(l)
+
+
+# ---------------------------------------------------------------- the PixelCNN's gate (kernels/gate.py)
+
+
+def gated_tanh(x):
+    """(tanh a · σ b, tanh a, σ b) for x = (a ‖ b) on axis 1."""
+    a, b = np.split(x, 2, axis=1)
+    t, s = np.tanh(a), sigmoid(b)
+    return t * s, t, s
+
+
+def gated_tanh_backward(y_bar, t, s):
+    """(y_bar · s · (1 − t²) ‖ y_bar · t · s · (1 − s)) on axis 1."""
+    return np.concatenate([y_bar * s * (1 - t * t), y_bar * t * s * (1 - s)], axis=1)
