@@ -113,7 +113,7 @@ def twin(model: PixelVAE, dtype=None):
     return net
 
 
-def train_twin(net, model, x_train, x_test, epochs, batch_size, lr, seed):
+def train_twin(net, model, x_train, x_test, epochs, batch_size, lr, seed, log=print):
     """train.fit's loop in PyTorch, drawing from the same NumPy generator in the same order:
     shuffle, binarise, eps; the same warm-up; the same test binarisation and eval draws."""
     import torch
@@ -123,24 +123,26 @@ def train_twin(net, model, x_train, x_test, epochs, batch_size, lr, seed):
     d, history = model.config.latent_dim, []
     for epoch in range(1, epochs + 1):
         steps = math.ceil(len(x_train) / batch_size)
-        start = time.perf_counter()
+        start, total_train = time.perf_counter(), 0.0
         for step, x in enumerate(data.batches(x_train, batch_size, rng), start=1):
             model.schedule(epoch - 1 + step / steps)  # the KL weight fit would use
             x = data.binarize(x, rng)
             eps = rng.standard_normal((len(x), d), dtype=np.float32)
             loss = net.loss(torch.from_numpy(x), torch.from_numpy(eps), model.kl_weight)[0]
+            total_train += loss.item() * len(x)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         seconds = time.perf_counter() - start
+        train_loss = total_train / len(x_train)
         eval_rng, total = np.random.default_rng([seed, 2, epoch]), 0.0
         with torch.no_grad():
             for x in data.batches(x_test, 500):
                 eps = eval_rng.standard_normal((len(x), d), dtype=np.float32)
                 _, rec, kl = net.loss(torch.from_numpy(x), torch.from_numpy(eps))
                 total += (rec + kl).item() * len(x)
-        history.append({"seconds": seconds, "test_loss": total / len(x_test)})
-        print(f"  torch epoch {epoch}: {seconds:.1f}s  test -ELBO {history[-1]['test_loss']:.2f}")
+        history.append({"seconds": seconds, "train_loss": train_loss, "test_loss": total / len(x_test)})
+        log(f"  torch epoch {epoch}: {seconds:.1f}s  test -ELBO {history[-1]['test_loss']:.2f}")
     return history
 
 
