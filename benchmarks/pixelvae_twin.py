@@ -92,7 +92,7 @@ def twin(model: PixelVAE, dtype=None):
                     nn.Flatten(), nn.Linear(linear.in_features, linear.out_features))
             self.decoder = PixelCNN(model.decoder)
 
-        def loss(self, x, eps, kl_weight=1.0):
+        def loss(self, x, eps, kl_weight=1.0, free_bits=0.0):
             """(objective, rec, kl) per image, as PixelVAE.loss with the given eps (B, d)."""
             if not self.d:
                 rec = F.binary_cross_entropy_with_logits(self.decoder(x), x, reduction="sum")
@@ -102,8 +102,9 @@ def twin(model: PixelVAE, dtype=None):
             z = mu + torch.exp(0.5 * log_var) * eps
             logits = self.decoder(x, z)
             rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
-            kl = 0.5 * (mu ** 2 + torch.expm1(log_var) - log_var).sum() / len(x)
-            return rec + kl_weight * kl, rec, kl
+            kl_j = 0.5 * (mu ** 2 + torch.expm1(log_var) - log_var).sum(0) / len(x)  # (d,)
+            charged = torch.clamp(kl_j, min=free_bits).sum() if free_bits else kl_j.sum()
+            return rec + kl_weight * charged, rec, kl_j.sum()
 
     net = TwinPixelVAE().to(dtype or torch.float32)
     ours = model.state_dict()
@@ -128,7 +129,8 @@ def train_twin(net, model, x_train, x_test, epochs, batch_size, lr, seed, log=pr
             model.schedule(epoch - 1 + step / steps)  # the KL weight fit would use
             x = data.binarize(x, rng)
             eps = rng.standard_normal((len(x), d), dtype=np.float32)
-            loss = net.loss(torch.from_numpy(x), torch.from_numpy(eps), model.kl_weight)[0]
+            loss = net.loss(torch.from_numpy(x), torch.from_numpy(eps), model.kl_weight,
+                            model.config.free_bits)[0]
             total_train += loss.item() * len(x)
             optimizer.zero_grad()
             loss.backward()
@@ -155,6 +157,8 @@ def main():
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--warmup", type=float, default=0.0)
+    parser.add_argument("--free-bits", type=float, default=0.0)
+    parser.add_argument("--out", default=None, help="also save minivae's run (checkpoint) here")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -168,6 +172,7 @@ def main():
 
     def build():
         return PixelVAE(args.latent_dim, args.channels, args.layers, warmup=args.warmup,
+                        free_bits=args.free_bits,
                         rng=np.random.default_rng(args.seed))
 
     theirs = train_twin(twin(build()), build(), x_train, x_test, args.epochs, args.batch_size,
@@ -175,7 +180,7 @@ def main():
     model = build()
     ours = fit(model, optim.Adam(model.parameters(), lr=args.lr), x_train, x_test,
                epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=True,
-               on_step=model.schedule)
+               on_step=model.schedule, out=args.out)
     print("epoch   minivae s   torch s   ratio   minivae -ELBO   torch -ELBO")
     for e, (a, b) in enumerate(zip(ours, theirs), start=1):
         print(f"{e:5d}   {a['seconds']:9.1f}   {b['seconds']:7.1f}   {a['seconds'] / b['seconds']:5.2f}"
