@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
-from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats, prior_mmd
+from minivae.metrics import bits_per_dim, encode_all, iwae_report, posterior_stats, prior_mmd
 from minivae.models.pixelvae import PixelVAE
 from minivae.train import fit, write_json
 
@@ -49,9 +49,11 @@ def main():
     parser.add_argument("--prior-components", type=cli.positive_int, default=10,
                         help="components K of a learned prior")
     parser.add_argument("--iwae-k", type=cli.non_negative_int, default=100,
-                        help="samples for -log p(x) on the whole test set; 0 = skip")
+                        help="samples for -log p(x); 0 = skip")
     parser.add_argument("--iwae-k-large", type=cli.non_negative_int, default=0,
                         help="also -log p(x) with this many samples on the first 100 test images")
+    parser.add_argument("--iwae-images", type=cli.positive_int, default=None,
+                        help="estimate -log p(x) on the first N test images only (default all)")
     parser.add_argument("--time-samples", type=cli.non_negative_int, default=64,
                         help="images to draw when timing the cached and naive samplers; 0 = skip")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
@@ -87,19 +89,10 @@ def main():
     if not args.latent_dim:  # no z: the test loss is the exact -log p(x), as every IWAE bound
         metrics.update(iwae_nll=nll, iwae_k="exact")
         print(f"-log p(x) = {nll:.2f} nats, exactly (the PixelCNN alone has no latent)")
-    elif args.iwae_k:
-        start = time.perf_counter()
-        nll = metrics["iwae_nll"] = iwae_nll(model, x_test, args.iwae_k, np.random.default_rng(1))
-        metrics["iwae_k"] = args.iwae_k
-        print(f"-log p(x) by importance sampling, k = {args.iwae_k}: {nll:.2f} nats "
-              f"({time.perf_counter() - start:.1f}s)")
-    if args.iwae_k_large and args.latent_dim:
-        first = x_test[:100]
-        metrics[f"iwae_nll_first{len(first)}"] = iwae_nll(model, first, args.iwae_k_large,
-                                                          np.random.default_rng(2))
-        metrics["iwae_k_large"] = args.iwae_k_large
-        print(f"-log p(x), k = {args.iwae_k_large}, first {len(first)} test images: "
-              f"{metrics[f'iwae_nll_first{len(first)}']:.2f} nats")
+    else:
+        metrics.update(iwae_report(model, x_test, args.iwae_k, args.iwae_k_large,
+                                   args.iwae_images))
+        nll = metrics.get("iwae_nll", nll)
     metrics["bits_per_dim"] = bits_per_dim(nll)
     metrics.update(posterior_stats(model, x_test))
     if args.latent_dim:
