@@ -26,7 +26,6 @@ component that the label picks, so each digit class fills its own component.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -83,20 +82,6 @@ class AAEOptimizers:
             for phase, state_before in before.items():
                 getattr(self, phase).load_state_dict(state_before)
             raise
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module):
-    """Inside this block, `module`'s parameters are constants: ops record no edge to them, so a
-    backward pass run inside the block computes no gradient for them (and stores none)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad = False
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad = True
 
 
 def _mlp(widths: list[int], rng, dtype) -> list[nn.Module]:
@@ -231,7 +216,7 @@ class AAE(nn.Module):
         """Phase 2b: one step of the encoder toward codes the discriminator takes for prior
         samples. z = Enc(x) with its graph. The discriminator is frozen for the whole phase, so
         the backward pass computes no gradient for it (backward too runs inside the block)."""
-        with frozen(self.discriminator):
+        with nn.frozen(self.discriminator):
             loss = self.gen_loss(z, labels)
             optimizer.zero_grad()
             loss.backward()

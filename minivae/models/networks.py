@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from minivae import nn
-from minivae.kernels.conv import conv_output_size
+from minivae.functional import conv_output_size
 
 IMAGE_SHAPE = (1, 28, 28)
 
