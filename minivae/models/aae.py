@@ -36,7 +36,7 @@ import numpy as np
 from minivae import checks, data, nn, optim, priors
 from minivae import functional as F
 from minivae.metrics import mmd_rbf, median_heuristic
-from minivae.models.vae import IMAGE_SHAPE
+from minivae.models.networks import IMAGE_SHAPE, mlp, mlp_decoder, mlp_encoder
 from minivae.tensor import Tensor, no_grad
 from minivae.train import (Progress, close_run, evaluate, open_run, run_settings, save_run,
                            stopped)
@@ -84,14 +84,6 @@ class AAEOptimizers:
             raise
 
 
-def _mlp(widths: list[int], rng, dtype) -> list[nn.Module]:
-    """Linear layers of the given widths with a ReLU between each two (none after the last)."""
-    layers: list[nn.Module] = []
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(n_in, n_out, rng=rng, dtype=dtype), nn.ReLU()]
-    return layers[:-1]
-
-
 class AAE(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module,
                  config: AAEConfig):
@@ -115,10 +107,9 @@ class AAE(nn.Module):
         p = priors.make(prior, latent_dim)  # fail early, before building anything
         D = math.prod(input_shape)
         d_in = latent_dim + (p.n_classes if p.conditional else 0)
-        encoder = nn.Sequential(nn.Flatten(), *_mlp([D, hidden, hidden, latent_dim], rng, dtype))
-        decoder = nn.Sequential(*_mlp([latent_dim, hidden, hidden, D], rng, dtype),
-                                nn.Unflatten(1, tuple(input_shape)))
-        discriminator = nn.Sequential(*_mlp([d_in, hidden, hidden, 1], rng, dtype))
+        encoder = mlp_encoder([D, hidden, hidden, latent_dim], rng, dtype)  # (B, latent)
+        decoder = mlp_decoder([latent_dim, hidden, hidden, D], input_shape, rng, dtype)
+        discriminator = nn.Sequential(*mlp([d_in, hidden, hidden, 1], rng, dtype))  # (B, 1)
         return cls(encoder, decoder, discriminator, config)
 
     def optimizers(self) -> AAEOptimizers:
@@ -136,11 +127,7 @@ class AAE(nn.Module):
     # ------------------------------------------------------------ the networks
     def encode(self, x) -> Tensor:
         """z = Enc(x), (B, latent)."""
-        if tuple(x.shape[1:]) != self.config.input_shape:
-            shape = ", ".join(map(str, ("B",) + self.config.input_shape))
-            raise ValueError(f"AAE: expected inputs of shape ({shape}), got {tuple(x.shape)}")
-        if not x.shape[0]:
-            raise ValueError(f"AAE: an empty batch, shape {tuple(x.shape)}")
+        checks.batch(x, self.config.input_shape, "AAE")
         return self.encoder(x)  # (B, latent)
 
     def decode(self, z) -> Tensor:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivae import functional as F
-from minivae import nn, priors
+from minivae import checks, nn, priors
 from minivae.distributions import Normal
 from minivae.models.networks import IMAGE_SHAPE, conv_encoder
 from minivae.models.pixelcnn import PixelCNN
@@ -82,11 +82,7 @@ class PixelVAE(nn.Module):
     # ------------------------------------------------------------ the model
     def encode(self, x) -> Normal:
         """q(z|x) = N(mu, diag exp(log_var)), (B, latent) each.  x: (B, 1, 28, 28)."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"PixelVAE: expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
-                             f"got {tuple(x.shape)}")
-        if not x.shape[0]:
-            raise ValueError(f"PixelVAE: an empty batch, shape {tuple(x.shape)}")
+        checks.batch(x, self.image_shape, "PixelVAE")
         d = self.config.latent_dim
         if not d:  # the PixelCNN alone: z is the empty vector
             empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
