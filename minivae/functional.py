@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from minivae.kernels import conv, dense, gate, logistic, threads
-from minivae.tensor import Function, Tensor, unbroadcast
+from minivae.tensor import Function, Tensor, as_tensor, unbroadcast
 
 
 def _axes(axis, ndim: int) -> tuple:
@@ -658,7 +658,7 @@ def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=k
 
 
 def mean(x, axis=None, keepdims=False):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     n = int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
     return sum(x, axis, keepdims) / n
 

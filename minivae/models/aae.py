@@ -37,7 +37,7 @@ from minivae import checks, data, nn, optim, priors
 from minivae import functional as F
 from minivae.metrics import mmd_rbf, median_heuristic
 from minivae.models.networks import IMAGE_SHAPE, mlp, mlp_decoder, mlp_encoder
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, no_grad
 from minivae.train import (Progress, close_run, evaluate, open_run, run_settings, save_run,
                            stopped)
 
@@ -159,7 +159,7 @@ class AAE(nn.Module):
         """The reconstruction loss, −Σ ln p(x|z) in nats per item (the train.evaluate interface;
         `rng` is unused: the model is deterministic)."""
         B = x.shape[0]
-        checks.probabilities(x.data if isinstance(x, Tensor) else np.asarray(x), "x", "AAE.loss")
+        checks.probabilities(as_tensor(x).data, "x", "AAE.loss")
         rec = F.binary_cross_entropy_with_logits(self.decode(self.encode(x)), x,
                                                  reduction="sum") / B
         return rec, {"rec": rec.item()}
@@ -167,7 +167,7 @@ class AAE(nn.Module):
     def disc_loss(self, z, z_prior, labels=None) -> tuple[Tensor, float]:
         """L_D = mean BCE of Disc on [z_prior, z] against targets [1, 0], and its accuracy.
         z (codes) and z_prior (prior samples): (B, latent) each, no gradient to the codes."""
-        z, z_prior = _constant(z), _constant(z_prior)
+        z, z_prior = as_tensor(z).detach(), as_tensor(z_prior).detach()
         both = F.concatenate([z_prior, z], axis=0)  # (2B, latent): one pass through D
         labels = None if labels is None else np.concatenate([labels, labels])
         logits = self.discriminate(both, labels)  # (2B,)
@@ -214,7 +214,7 @@ class AAE(nn.Module):
              labels: np.ndarray | None = None) -> dict:
         """The three phases on one minibatch x; returns the losses and the discriminator's
         accuracy on this batch (measured before its update)."""
-        x = _constant(x)
+        x = as_tensor(x).detach()
         rec = self.reconstruction_phase(x, optimizers.rec)
         # One encoder pass serves both regularisation phases: the encoder does not change
         # between them, so its codes and their graph are the same for both.
@@ -233,12 +233,12 @@ class AAE(nn.Module):
     def reconstruct(self, x) -> np.ndarray:
         """σ(Dec(Enc(x))): pixel means in [0, 1]."""
         with no_grad():
-            return F.sigmoid(self.decode(self.encode(_constant(x)))).data
+            return F.sigmoid(self.decode(self.encode(as_tensor(x)))).data
 
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Decoder means in [0, 1] for codes z of shape (N, latent)."""
         with no_grad():
-            z = Tensor(np.asarray(z, dtype=self._dtype()))
+            z = as_tensor(z, self._dtype())
             return F.sigmoid(self.decode(z)).data
 
     def sample(self, n: int, rng: np.random.Generator, labels=None) -> np.ndarray:
@@ -265,11 +265,6 @@ class AAE(nn.Module):
         floor = mmd_rbf(self.sample_prior(n, rng, y_n), self.sample_prior(n, rng, y_n), h)
         return {"rec": rec, "disc_accuracy": accuracy, "mmd": mmd, "mmd_floor": floor,
                 "mmd_bandwidth": h, "mmd_n": n}
-
-
-def _constant(x) -> Tensor:
-    """x as a Tensor cut from any graph (an array, or a Tensor's values)."""
-    return x.detach() if isinstance(x, Tensor) else Tensor(x)
 
 
 # ---------------------------------------------------------------------------- the training loop

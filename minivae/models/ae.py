@@ -16,7 +16,7 @@ from minivae import checks, nn
 from minivae import functional as F
 from minivae.models.networks import (IMAGE_SHAPE, conv_decoder, conv_encoder, mlp_decoder,
                                      mlp_encoder)
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 
 class AE(nn.Module):
@@ -59,8 +59,7 @@ class AE(nn.Module):
         B = x.shape[0]
         f = self.decode(self.encode(x))
         if self.loss_name == "bernoulli":
-            checks.probabilities(x.data if isinstance(x, Tensor) else np.asarray(x), "x",
-                                 "AE.loss")
+            checks.probabilities(as_tensor(x).data, "x", "AE.loss")
             rec = F.binary_cross_entropy_with_logits(f, x, reduction="sum") / B
         else:
             rec = F.mse_loss(f, x, reduction="sum") / B
@@ -68,5 +67,5 @@ class AE(nn.Module):
 
     def reconstruct(self, x) -> np.ndarray:
         with no_grad():
-            f = self.decode(self.encode(x if isinstance(x, Tensor) else Tensor(x)))
+            f = self.decode(self.encode(as_tensor(x)))
         return F.sigmoid(f).data if self.loss_name == "bernoulli" else np.clip(f.data, 0, 1)

@@ -34,7 +34,7 @@ from minivae import checks, nn, priors
 from minivae.distributions import Normal
 from minivae.models.networks import IMAGE_SHAPE, conv_encoder
 from minivae.models.pixelcnn import PixelCNN
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 
 @dataclass
@@ -87,7 +87,7 @@ class PixelVAE(nn.Module):
         if not d:  # the PixelCNN alone: z is the empty vector
             empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
             return Normal(empty, empty)
-        h = self.encoder(x if isinstance(x, Tensor) else Tensor(x))  # (B, 2·latent)
+        h = self.encoder(as_tensor(x))  # (B, 2·latent)
         return Normal(h[:, :d], h[:, d:])
 
     def log_likelihood(self, x, z) -> Tensor:
@@ -114,7 +114,7 @@ class PixelVAE(nn.Module):
     def log_joint(self, x, z) -> Tensor:
         """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
         x: (N, 1, 28, 28), z: (N, latent)."""
-        z = z if isinstance(z, Tensor) else Tensor(z)
+        z = as_tensor(z)
         return self.log_likelihood(x, z) + self.prior.log_prob(z)
 
     # ------------------------------------------------------------ using it
@@ -131,5 +131,5 @@ class PixelVAE(nn.Module):
     def reconstruct(self, x, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
         """The paper's "decompressions": z ~ q(z|x), then x' ~ p(x|z), (B, 1, 28, 28)."""
         with no_grad():
-            z = self.encode(x if isinstance(x, Tensor) else Tensor(x)).rsample(rng)
+            z = self.encode(as_tensor(x)).rsample(rng)
         return self.decode(z.data, rng, cached=cached)

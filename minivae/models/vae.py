@@ -25,7 +25,7 @@ from minivae import checks, nn, priors
 from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
 from minivae.models.networks import (IMAGE_SHAPE, conv_decoder, conv_encoder, mlp_decoder,
                                      mlp_encoder)
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 
 @dataclass
@@ -102,7 +102,7 @@ class VAE(nn.Module):
     def log_joint(self, x, z) -> Tensor:
         """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
         x: (N, 1, 28, 28), z: (N, latent)."""
-        z = _as_tensor(z)
+        z = as_tensor(z)
         log_px_z = self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))  # (N,)
         return log_px_z + self.prior.log_prob(z)
 
@@ -116,13 +116,13 @@ class VAE(nn.Module):
     def reconstruct(self, x) -> np.ndarray:
         """E[x | z = mu(x)]: the decoder's mean at the posterior mean."""
         with no_grad():
-            return self.mean_image(self.decode(self.encode(_as_tensor(x)).mu))
+            return self.mean_image(self.decode(self.encode(as_tensor(x)).mu))
 
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Decoder means in [0, 1] for latent codes z of shape (N, latent)."""
         dtype = self.decoder.parameters()[0].dtype
         with no_grad():
-            return self.mean_image(self.decode(Tensor(np.asarray(z, dtype=dtype))))
+            return self.mean_image(self.decode(as_tensor(z, dtype)))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n images decoded from z ~ p(z), as means in [0, 1]."""
@@ -132,13 +132,10 @@ class VAE(nn.Module):
         """Decoded images along the straight line between mu(x_a) and mu(x_b):
         (B, steps, 1, 28, 28) for image batches x_a, x_b of shape (B, 1, 28, 28)."""
         with no_grad():
-            mu_a = self.encode(_as_tensor(x_a)).mu.data  # (B, latent)
-            mu_b = self.encode(_as_tensor(x_b)).mu.data
+            mu_a = self.encode(as_tensor(x_a)).mu.data  # (B, latent)
+            mu_b = self.encode(as_tensor(x_b)).mu.data
         t = np.linspace(0, 1, steps)[None, :, None]  # (1, steps, 1)
         z = (1 - t) * mu_a[:, None] + t * mu_b[:, None]  # (B, steps, latent)
         images = self.generate(z.reshape(-1, z.shape[-1]))  # (B·steps, 1, 28, 28)
         return images.reshape(len(mu_a), steps, *IMAGE_SHAPE)
 
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
