@@ -22,10 +22,11 @@ import os
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
+from minivae.files import write_json
 from minivae.metrics import encode_all, median_heuristic, mmd_rbf
 from minivae.models.aae import AAE, fit_aae
 from minivae.models.vae import VAE
-from minivae.train import fit, write_json
+from minivae.train import fit
 
 MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = median pairwise "
                  "distance of a separate prior sample of the same size")

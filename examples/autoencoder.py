@@ -13,9 +13,10 @@ import os
 import numpy as np
 
 from minivae import cli, data, optim, viz
+from minivae.files import write_json
 from minivae.models.ae import AE
 from minivae.tensor import Tensor, no_grad
-from minivae.train import fit, write_json
+from minivae.train import fit
 
 
 def main():

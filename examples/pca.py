@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from minivae import cli, data, no_grad
+from minivae.files import write_json
 from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
-from minivae.train import write_json
 
 
 def main():

@@ -16,9 +16,10 @@ import time
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
+from minivae.files import write_json
 from minivae.metrics import bits_per_dim, encode_all, iwae_nll, posterior_stats, prior_mmd
 from minivae.models.vae import VAE
-from minivae.train import fit, write_json
+from minivae.train import fit
 
 
 def main():

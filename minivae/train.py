@@ -14,26 +14,14 @@ import math
 import os
 import sys
 import time
-import warnings
 import zlib
 
 import numpy as np
 
 from minivae import checks, data
-from minivae.checkpoint import atomic_write, load_training, save_training
-from minivae.files import STALE, TEMP_PREFIX, FolderLock, check_writable, strict_json, sweep
+from minivae.checkpoint import load_training, save_training
+from minivae.files import STALE, TEMP_PREFIX, FolderLock, check_writable, strict_json, sweep, write_json
 from minivae.tensor import Tensor, no_grad
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    """Write `obj` as indented, strict JSON, atomically (temporary file, then rename). JSON has no
-    NaN or Infinity: such a number is written as null, with a warning naming where it was."""
-    obj, replaced = strict_json(obj)
-    if replaced:
-        warnings.warn(f"{path}: non-finite numbers written as null at {', '.join(replaced)}",
-                      stacklevel=2)
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)
 
 
 class Progress:
