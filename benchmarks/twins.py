@@ -136,7 +136,7 @@ class TorchAAE:
 
 
 def train_epoch_aae(model: TorchAAE, x_train, y_train, batch_size, rng, factor=1.0) -> float:
-    """One epoch of three-phase steps, as models.aae.fit_aae runs them (its learning rates set to
+    """One epoch of three-phase steps, as train.fit runs AAE.step (its learning rates set to
     `factor` times their first-epoch values); returns the mean reconstruction loss."""
     model.set_lr_factor(factor)
     arrays = x_train if y_train is None else (x_train, np.asarray(y_train))

@@ -22,11 +22,12 @@ import os
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
+from minivae.distributions import Normal
 from minivae.files import write_json
 from minivae.metrics import encode_all, median_heuristic, mmd_rbf
-from minivae.models.aae import AAE, fit_aae
+from minivae.models.aae import AAE
 from minivae.models.vae import VAE
-from minivae.train import fit
+from minivae.train import fit, linear_decay
 
 MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = median pairwise "
                  "distance of a separate prior sample of the same size")
@@ -89,11 +90,13 @@ def run(args, prior, out, x_train, y_train, x_test, y_test, vae) -> dict:
     model = AAE.mlp(latent_dim=args.latent_dim, prior=prior,
                     rng=np.random.default_rng(args.seed), optimizer=args.optimizer,
                     lr_rec=args.lr_rec, lr_disc=args.lr_disc, lr_gen=args.lr_gen,
-                    lr_decay=args.lr_decay)
+                    lr_decay=args.lr_decay, mmd_n=args.mmd_n)
     print(model)
-    history = fit_aae(model, x_train, x_test, y_train=y_train, y_test=y_test,
-                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out=out,
-                      resume=args.resume, mmd_n=args.mmd_n)
+    optimizers = model.optimizers()  # one per phase of the step
+    history = fit(model, optimizers, x_train, x_test, y_train=y_train, y_test=y_test,
+                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out=out,
+                  resume=args.resume, step=model.step, evaluation=model.evaluate,
+                  on_step=linear_decay(optimizers, model.config.lr_decay, args.epochs))
     last = history[-1]
     metrics = {"data": args.data, "model": "mlp-aae", "prior": prior,
                "latent_dim": args.latent_dim, "loss": "bernoulli",
@@ -131,8 +134,10 @@ def train_vae(args, x_train, x_test, y_test) -> dict | None:
     history = fit(model, optim.Adam(model.parameters(), lr=1e-3), x_train, x_test, epochs=epochs,
                   batch_size=args.batch_size, seed=args.seed)
     rng = np.random.default_rng([args.seed, 4])
-    mu, log_var = encode_all(model, x_test)  # (N, d) each
-    z = mu + np.exp(0.5 * log_var) * rng.standard_normal(mu.shape)  # one z ~ q(z|x) per image
+    q = encode_all(model, x_test)  # q(z|x) of every test image: mu, log_var (N, d)
+    mu = q.mu.data
+    # one z ~ q(z|x) per image, drawn in float64, in which the MMD is computed
+    z = Normal(mu.astype(np.float64), q.log_var.data.astype(np.float64)).rsample(rng).data
     n = min(args.mmd_n, len(z))
     gaussian = priors.Gaussian(args.latent_dim)
     h = median_heuristic(gaussian.sample(n, rng))
@@ -147,7 +152,7 @@ def train_vae(args, x_train, x_test, y_test) -> dict | None:
 
 def draw(model, x_test, y_test, history, out, vae):
     rng = np.random.default_rng(0)
-    z = model.encode_all(x_test)  # (N, latent)
+    z = encode_all(model, x_test)  # (N, latent)
     # 5000 prior samples, enough for their faint grey to show the prior's shape (the supervised
     # prior's drawn with the test labels, so each component gets as many as its digits)
     prior_z = model.sample_prior(5000, rng, y_test[np.arange(5000) % len(y_test)])

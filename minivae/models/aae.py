@@ -23,23 +23,27 @@ stay finite for any l.
 The supervised prior (the paper's section 2.3, Figure 4): the discriminator also sees the image's
 label as a one-hot vector, and the prior sample set against each code is drawn from the mixture
 component that the label picks, so each digit class fills its own component.
+
+Training is train.fit's loop with the AAE's hooks: `step=model.step` (the three phases, one
+optimiser each: `model.optimizers()`), `evaluation=model.evaluate`, and
+`on_step=train.linear_decay(optimizers, config.lr_decay, epochs)`: the three learning rates fall
+linearly to lr_decay times their first values by the last epoch, for at constant rates the
+adversarial game never settles, and the codes keep swinging around the prior from one epoch to the
+next (the final MMD would depend on the epoch you stop at).
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from minivae import checks, data, nn, optim, priors
+from minivae import checks, nn, optim, priors
 from minivae import functional as F
-from minivae.metrics import mmd_rbf, median_heuristic
+from minivae.metrics import encode_all, mmd_rbf, median_heuristic
 from minivae.models.networks import IMAGE_SHAPE, mlp, mlp_decoder, mlp_encoder
 from minivae.tensor import Tensor, as_tensor, no_grad
-from minivae.train import (Progress, close_run, evaluate, open_run, run_settings, save_run,
-                           stopped)
+from minivae.train import evaluate
 
 
 @dataclass
@@ -52,36 +56,9 @@ class AAEConfig:
     lr_gen: float = 4e-4  # phase 2b: encoder
     betas: tuple = (0.5, 0.999)  # Adam's; β1 = 0.5 is the usual choice for adversarial training
     momentum: float = 0.9  # SGD's
-    lr_decay: float = 0.1  # fit_aae lowers the rates linearly to this fraction by the last epoch
+    lr_decay: float = 0.1  # the rates fall linearly to this fraction by the last epoch (train.linear_decay)
+    mmd_n: int = 2000  # test codes in evaluate's MMD
     input_shape: tuple = IMAGE_SHAPE  # of one item: (1, 28, 28) for digits, (2,) for points
-
-
-class AAEOptimizers:
-    """The three optimisers of a step, one per phase. The rec and gen optimisers both update the
-    encoder, each with its own moment estimates. Saved and restored as one state (for resume)."""
-
-    def __init__(self, rec: optim.Optimizer, disc: optim.Optimizer, gen: optim.Optimizer):
-        self.rec, self.disc, self.gen = rec, disc, gen
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {f"{phase}/{key}": value for phase in ("rec", "disc", "gen")
-                for key, value in getattr(self, phase).state_dict().items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """All three are checked before any is written."""
-        parts = {phase: {k[len(phase) + 1:]: v for k, v in state.items()
-                         if k.startswith(phase + "/")} for phase in ("rec", "disc", "gen")}
-        unexpected = [k for k in state if k.split("/")[0] not in parts]
-        if unexpected:
-            raise KeyError(f"optimizer state: unexpected keys {unexpected}")
-        before = {phase: getattr(self, phase).state_dict() for phase in parts}
-        try:
-            for phase, part in parts.items():
-                getattr(self, phase).load_state_dict(part)
-        except (KeyError, ValueError):
-            for phase, state_before in before.items():
-                getattr(self, phase).load_state_dict(state_before)
-            raise
 
 
 class AAE(nn.Module):
@@ -91,6 +68,7 @@ class AAE(nn.Module):
         self.config = config
         if config.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not {config.optimizer!r}")
+        checks.integer(config.mmd_n, "mmd_n", "AAE", minimum=2)
         self.prior = priors.make(config.prior, config.latent_dim)  # checks that it fits
 
     # ------------------------------------------------------------ builders
@@ -112,8 +90,9 @@ class AAE(nn.Module):
         discriminator = nn.Sequential(*mlp([d_in, hidden, hidden, 1], rng, dtype))  # (B, 1)
         return cls(encoder, decoder, discriminator, config)
 
-    def optimizers(self) -> AAEOptimizers:
-        """One optimiser per phase, as the config says."""
+    def optimizers(self) -> optim.Optimizers:
+        """One optimiser per phase, as the config says: rec (encoder and decoder), disc, gen (the
+        encoder again, with moment estimates of its own)."""
         c = self.config
         enc, dec = self.encoder.parameters(), self.decoder.parameters()
         disc = self.discriminator.parameters()
@@ -121,8 +100,8 @@ class AAE(nn.Module):
             make = lambda params, lr: optim.Adam(params, lr=lr, betas=c.betas)
         else:
             make = lambda params, lr: optim.SGD(params, lr=lr, momentum=c.momentum)
-        return AAEOptimizers(make(enc + dec, c.lr_rec), make(disc, c.lr_disc),
-                             make(enc, c.lr_gen))
+        return optim.Optimizers(rec=make(enc + dec, c.lr_rec), disc=make(disc, c.lr_disc),
+                                gen=make(enc, c.lr_gen))
 
     # ------------------------------------------------------------ the networks
     def encode(self, x) -> Tensor:
@@ -210,10 +189,13 @@ class AAE(nn.Module):
         optimizer.step()
         return loss.item()
 
-    def step(self, x, optimizers: AAEOptimizers, rng: np.random.Generator,
+    def step(self, x, optimizers: optim.Optimizers, rng: np.random.Generator,
              labels: np.ndarray | None = None) -> dict:
-        """The three phases on one minibatch x; returns the losses and the discriminator's
-        accuracy on this batch (measured before its update)."""
+        """The three phases on one minibatch x (train.fit's step); returns the losses and the
+        discriminator's accuracy on this batch (measured before its update)."""
+        if self.prior.conditional and labels is None:
+            raise ValueError(f"the {self.config.prior!r} prior is supervised: train with the images' "
+                             f"labels (train.fit's y_train and y_test)")
         x = as_tensor(x).detach()
         rec = self.reconstruction_phase(x, optimizers.rec)
         # One encoder pass serves both regularisation phases: the encoder does not change
@@ -224,12 +206,6 @@ class AAE(nn.Module):
         return {"rec": rec, "disc": disc, "gen": gen, "disc_accuracy": accuracy}
 
     # ------------------------------------------------------------ using it
-    def encode_all(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """Codes of every item of x, (N, latent)."""
-        with no_grad():
-            return np.concatenate([self.encode(Tensor(x[i:i + batch_size])).data
-                                   for i in range(0, len(x), batch_size)])
-
     def reconstruct(self, x) -> np.ndarray:
         """σ(Dec(Enc(x))): pixel means in [0, 1]."""
         with no_grad():
@@ -245,101 +221,23 @@ class AAE(nn.Module):
         """n images decoded from z ~ p(z) (p(z | label) for the supervised prior)."""
         return self.generate(self.sample_prior(n, rng, labels))
 
-    def evaluate(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator,
-                 mmd_n: int = 2000) -> dict:
-        """On held-out data: the reconstruction loss (nats per item), the discriminator's accuracy
-        at telling the codes of x from as many prior samples, and the squared MMD between the
-        codes of the first `mmd_n` items and as many prior samples, beside its floor (the MMD
-        between two independent prior samples of that size). One bandwidth serves both MMDs:
-        the median heuristic on a third prior sample, so it is a property of the prior alone."""
+    def evaluate(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> dict:
+        """On held-out data (train.fit's evaluation): the reconstruction loss (nats per item, also
+        the 'loss'), the discriminator's accuracy at telling the codes of x from as many prior
+        samples, and the squared MMD between the codes of the first config.mmd_n items and as many
+        prior samples, beside its floor (the MMD between two independent prior samples of that
+        size). One bandwidth serves both MMDs: the median heuristic on a third prior sample, so it
+        is a property of the prior alone."""
         rec = evaluate(self, x, rng)["rec"]
-        z = self.encode_all(x)  # (N, latent)
+        z = encode_all(self, x)  # (N, latent)
         y = None if labels is None else np.asarray(labels)
         z_prior = self.sample_prior(len(z), rng, y)
         with no_grad():
             _, accuracy = self.disc_loss(z, z_prior, y)
-        n = min(mmd_n, len(z))
+        n = min(self.config.mmd_n, len(z))
         y_n = None if y is None else y[:n]
         h = median_heuristic(self.sample_prior(n, rng, y_n))
         mmd = mmd_rbf(z[:n], z_prior[:n], h)
         floor = mmd_rbf(self.sample_prior(n, rng, y_n), self.sample_prior(n, rng, y_n), h)
-        return {"rec": rec, "disc_accuracy": accuracy, "mmd": mmd, "mmd_floor": floor,
-                "mmd_bandwidth": h, "mmd_n": n}
-
-
-# ---------------------------------------------------------------------------- the training loop
-
-
-def fit_aae(model: AAE, x_train: np.ndarray, x_test: np.ndarray, *, y_train=None, y_test=None,
-            epochs: int, batch_size: int = 128, seed: int = 0,
-            optimizers: AAEOptimizers | None = None, out: str | None = None,
-            resume: bool = False, mmd_n: int = 2000,
-            log: Callable = print) -> list[dict]:
-    """Train for `epochs` epochs of three-phase steps; return the history, one dict per epoch.
-
-    The same conventions as train.fit: one Generator from `seed` drives shuffling and prior
-    sampling (so a seed fixes every loss), each epoch is evaluated with its own derived Generator,
-    a progress bar shows on a terminal only, and with `out` a checkpoint and history.json are
-    written after every epoch, which `resume=True` continues from. Labels are needed for the
-    supervised prior only. A non-finite loss stops training with FloatingPointError.
-
-    The three learning rates fall linearly, from the optimisers' own at the first epoch to
-    `model.config.lr_decay` times those at the last: at constant rates the adversarial game never
-    settles, and the codes keep swinging around the prior from one epoch to the next (the
-    final MMD would depend on the epoch you stop at)."""
-    if model.prior.conditional and (y_train is None or y_test is None):
-        raise ValueError(f"the {model.config.prior!r} prior is supervised: pass y_train and "
-                         f"y_test")
-    epochs = checks.integer(epochs, "epochs", "fit_aae")
-    batch_size = checks.integer(batch_size, "batch_size", "fit_aae")
-    seed = checks.integer(seed, "seed", "fit_aae", minimum=0)
-    mmd_n = checks.integer(mmd_n, "mmd_n", "fit_aae", minimum=2)
-    x_train = checks.data(x_train, "x_train", "fit_aae")
-    x_test = checks.data(x_test, "x_test", "fit_aae")
-    optimizers = model.optimizers() if optimizers is None else optimizers
-    settings = run_settings(model, optimizers, x_train, x_test, batch_size=batch_size, seed=seed,
-                            mmd_n=mmd_n, epochs=epochs)
-    rng = np.random.default_rng(seed)
-    checkpoint, history = open_run(out, resume, model, optimizers, rng, log, settings)
-    saved_epoch = len(history)  # of this run's last checkpoint
-
-    arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
-    base_lr = {phase: getattr(optimizers, phase).lr for phase in ("rec", "disc", "gen")}
-    for epoch in range(len(history) + 1, epochs + 1):
-        start, sums, seen = time.perf_counter(), {}, 0
-        # linear decay: 1 at the first epoch, config.lr_decay at the last
-        factor = 1 + (model.config.lr_decay - 1) * (epoch - 1) / max(epochs - 1, 1)
-        for phase, lr in base_lr.items():
-            getattr(optimizers, phase).lr = lr * factor
-        progress = Progress(math.ceil(len(x_train) / batch_size), f"epoch {epoch}/{epochs}")
-        for i, batch in enumerate(data.batches(arrays, batch_size, rng), start=1):
-            x, y = batch if y_train is not None else (batch, None)
-            parts = model.step(x, optimizers, rng, y)
-            if not all(math.isfinite(v) for v in parts.values()):
-                progress.close()
-                raise stopped(f"a loss is not finite at epoch {epoch}, step {i}: {parts}",
-                              checkpoint, saved_epoch)
-            sums = {k: sums.get(k, 0.0) + v * len(x) for k, v in parts.items()}
-            seen += len(x)
-            progress.update(i, sums["rec"] / seen)
-        progress.close()
-        seconds = time.perf_counter() - start
-        test = model.evaluate(x_test, y_test, np.random.default_rng([seed, 2, epoch]), mmd_n)
-        if not all(math.isfinite(v) for v in test.values()):
-            raise stopped(f"a test value is not finite after epoch {epoch}: {test}; this epoch "
-                          f"is not saved", checkpoint, saved_epoch)
-        record = {"epoch": epoch, **{f"train_{k}": v / seen for k, v in sums.items()},
-                  "test_loss": test["rec"], "test_rec": test["rec"],
-                  "test_disc_accuracy": test["disc_accuracy"], "test_mmd": test["mmd"],
-                  "test_mmd_floor": test["mmd_floor"], "test_mmd_n": test["mmd_n"],
-                  "test_mmd_bandwidth": test["mmd_bandwidth"], "seconds": seconds}
-        history.append(record)
-        log(f"epoch {epoch:3d}  rec {record['train_rec']:.2f}  disc {record['train_disc']:.3f}"
-            f"  gen {record['train_gen']:.3f}  test rec {test['rec']:.2f}"
-            f"  D acc {test['disc_accuracy']:.2f}  MMD² {test['mmd']:.4f}"
-            f" (floor {test['mmd_floor']:.4f})  {seconds:.1f}s")
-        if checkpoint:
-            save_run(checkpoint, model, optimizers, rng, history, settings)
-            saved_epoch = epoch
-    close_run(out)
-    return history
+        return {"loss": rec, "rec": rec, "disc_accuracy": accuracy, "mmd": mmd, "mmd_floor": floor,
+                "mmd_n": n, "mmd_bandwidth": h}
