@@ -118,7 +118,7 @@ class TorchAAE:
         self.opt_rec.step()
         # 2a. discriminator, on [prior samples, codes]
         z = self.encoder(x)
-        z_prior = torch.from_numpy(self.probe.sample_prior(B, rng, labels))
+        z_prior = torch.from_numpy(self.probe.sample_prior(B, rng, labels=labels))
         both_labels = None if one_hot is None else torch.cat([one_hot, one_hot])
         logits = self.discriminate(torch.cat([z_prior, z.detach()]), both_labels)
         loss = bce(logits, torch.cat([torch.ones(B), torch.zeros(B)]))

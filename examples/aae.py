@@ -139,7 +139,7 @@ def train_vae(args, x_train, x_test, y_test) -> dict | None:
     # one z ~ q(z|x) per image, drawn in float64, in which the MMD is computed
     z = Normal(mu.astype(np.float64), q.log_var.data.astype(np.float64)).rsample(rng).data
     n = min(args.mmd_n, len(z))
-    gaussian = priors.Gaussian(args.latent_dim)
+    gaussian = priors.make("gaussian", args.latent_dim)  # N(0, I), as the AAE's gaussian prior
     h = median_heuristic(gaussian.sample(n, rng))
     return {"vae_epochs": epochs, "vae_test_loss": history[-1]["test_loss"],
             "vae_test_rec": history[-1]["test_rec"],
@@ -155,7 +155,7 @@ def draw(model, x_test, y_test, history, out, vae):
     z = encode_all(model, x_test)  # (N, latent)
     # 5000 prior samples, enough for their faint grey to show the prior's shape (the supervised
     # prior's drawn with the test labels, so each component gets as many as its digits)
-    prior_z = model.sample_prior(5000, rng, y_test[np.arange(5000) % len(y_test)])
+    prior_z = model.sample_prior(5000, rng, labels=y_test[np.arange(5000) % len(y_test)])
     labels = np.repeat(np.arange(10), 10)  # a row per label, for the supervised prior
     supervised = model.prior.conditional
     pick = lambda h, keys: [{k: r[k] for k in ("epoch", *keys)} for r in h]
@@ -163,7 +163,7 @@ def draw(model, x_test, y_test, history, out, vae):
         viz.latent_scatter(z, y_test, os.path.join(out, "latent.png"), prior=prior_z,
                            title=f"AAE, {model.config.prior} prior: encoded test images "
                                  f"over prior samples (grey)"),
-        viz.image_grid(model.sample(100, rng, labels), os.path.join(out, "samples.png"),
+        viz.image_grid(model.sample(100, rng, labels=labels), os.path.join(out, "samples.png"),
                        nrow=10, title="decoded z ~ p(z | label), one row per label"
                        if supervised else "decoded prior samples, z ~ p(z)"),
         viz.reconstructions(x_test[:16], model.reconstruct(x_test[:16]),

@@ -206,12 +206,12 @@ class Bernoulli:
         return Tensor((rng.random(self.logits.shape) < self.probs.data).astype(self.logits.dtype))
 
 
-class GaussianFixedVariance:
+class NormalFixedVariance:
     """The notes' decoder p(x|z) = N(x | f(z), c·I) with a fixed variance c > 0 (not learned)."""
 
     def __init__(self, mean, c: float):
         if not c > 0:
-            raise ValueError(f"GaussianFixedVariance: the variance c must be positive, not {c}")
+            raise ValueError(f"NormalFixedVariance: the variance c must be positive, not {c}")
         self.mean, self.c = as_tensor(mean), float(c)
 
     def log_prob(self, x) -> Tensor:

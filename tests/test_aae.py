@@ -246,7 +246,7 @@ def moments(z):
 
 
 def test_gaussian_prior_has_zero_mean_and_identity_covariance():
-    mean, cov = moments(priors.Gaussian(3).sample(40_000, np.random.default_rng(0)))
+    mean, cov = moments(priors.make("gaussian", 3).sample(40_000, np.random.default_rng(0)))
     np.testing.assert_allclose(mean, 0, atol=0.03)
     np.testing.assert_allclose(cov, np.eye(3), atol=0.03)
 
@@ -259,7 +259,7 @@ def test_radial_prior_moments_and_components():
     np.testing.assert_allclose(cov, 0.5 * (r ** 2 + s_r ** 2 + s_t ** 2) * np.eye(2), atol=0.1)
     # a label picks its component: centre r·(cos θ_k, sin θ_k), std σ_r along, σ_t across
     labels = np.repeat(np.arange(10), 2000)
-    z = p.sample(len(labels), np.random.default_rng(1), labels)
+    z = p.sample(len(labels), np.random.default_rng(1), labels=labels)
     for k, theta in enumerate(p.angles()):
         zk = z[labels == k]
         along = zk @ np.array([np.cos(theta), np.sin(theta)])  # radial coordinate
@@ -289,7 +289,7 @@ def test_swiss_roll_lies_on_its_spiral_with_the_right_moments():
     np.testing.assert_allclose(np.cov(noisy.T), cov + 0.01 * np.eye(2), atol=0.05)
     # a label picks its tenth of the roll, centre to rim
     labels = rng.integers(0, 10, 5000)
-    radius = np.hypot(*priors.SwissRoll(noise=0.0).sample(5000, rng, labels).T)
+    radius = np.hypot(*priors.SwissRoll(noise=0.0).sample(5000, rng, labels=labels).T)
     assert np.all(radius >= 3 * np.sqrt(labels / 10) - 1e-12)
     assert np.all(radius <= 3 * np.sqrt((labels + 1) / 10) + 1e-12)
 
@@ -298,9 +298,9 @@ def test_swiss_roll_lies_on_its_spiral_with_the_right_moments():
 def test_priors_are_deterministic_given_a_seed(name):
     p = priors.make(name, 2)
     labels = np.arange(50) % 10 if p.conditional else None
-    a = p.sample(50, np.random.default_rng(7), labels)
-    b = p.sample(50, np.random.default_rng(7), labels)
-    c = p.sample(50, np.random.default_rng(8), labels)
+    a = p.sample(50, np.random.default_rng(7), labels=labels)
+    b = p.sample(50, np.random.default_rng(7), labels=labels)
+    c = p.sample(50, np.random.default_rng(8), labels=labels)
     assert a.shape == (50, 2) and a.dtype == np.float64
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -314,13 +314,13 @@ def test_unknown_or_misfitting_priors_get_clear_errors():
             priors.make(name, 3)
         with pytest.raises(ValueError, match="2-D"):
             AAE.mlp(latent_dim=8, prior=name, hidden=4)
-    assert priors.make("gaussian", 8).dim == 8
+    assert priors.make("gaussian", 8).latent_dim == 8
     with pytest.raises(ValueError, match="needs the labels"):
         priors.make("supervised", 2).sample(4, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.9"):
-        priors.make("radial", 2).sample(2, np.random.default_rng(0), np.array([3, 10]))
+        priors.make("radial", 2).sample(2, np.random.default_rng(0), labels=np.array([3, 10]))
     with pytest.raises(ValueError, match="takes no labels"):
-        priors.Gaussian(2).sample(2, np.random.default_rng(0), np.array([0, 1]))
+        priors.make("gaussian", 2).sample(2, np.random.default_rng(0), labels=np.array([0, 1]))
 
 
 # ---------------------------------------------------------------- the MMD

@@ -56,7 +56,7 @@ class AAEConfig:
     lr_gen: float = 4e-4  # phase 2b: encoder
     betas: tuple = (0.5, 0.999)  # Adam's; β1 = 0.5 is the usual choice for adversarial training
     momentum: float = 0.9  # SGD's
-    lr_decay: float = 0.1  # the rates fall linearly to this fraction by the last epoch (train.linear_decay)
+    lr_decay: float = 0.1  # the rates fall to this fraction by the last epoch (train.linear_decay)
     mmd_n: int = 2000  # test codes in evaluate's MMD
     input_shape: tuple = IMAGE_SHAPE  # of one item: (1, 28, 28) for digits, (2,) for points
 
@@ -124,10 +124,10 @@ class AAE(nn.Module):
             z = F.concatenate([z, Tensor(one_hot)], axis=1)  # (B, latent + classes)
         return self.discriminator(z).reshape(-1)  # (B,)
 
-    def sample_prior(self, n: int, rng: np.random.Generator,
+    def sample_prior(self, n: int, rng: np.random.Generator, *,
                      labels: np.ndarray | None = None) -> np.ndarray:
         """n draws of p(z) (of p(z | label) for the supervised prior), in the model's dtype."""
-        z = self.prior.sample(n, rng, labels if self.prior.conditional else None)  # (n, latent)
+        z = self.prior.sample(n, rng, labels=labels if self.prior.conditional else None)  # (n, d)
         return z.astype(self._dtype())
 
     def _dtype(self):
@@ -172,7 +172,7 @@ class AAE(nn.Module):
     def discriminator_phase(self, z, optimizer: optim.Optimizer, rng: np.random.Generator,
                             labels=None) -> tuple[float, float]:
         """Phase 2a: one step of the discriminator, telling prior samples from the codes z."""
-        loss, accuracy = self.disc_loss(z, self.sample_prior(len(z), rng, labels), labels)
+        loss, accuracy = self.disc_loss(z, self.sample_prior(len(z), rng, labels=labels), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -194,8 +194,8 @@ class AAE(nn.Module):
         """The three phases on one minibatch x (train.fit's step); returns the losses and the
         discriminator's accuracy on this batch (measured before its update)."""
         if self.prior.conditional and labels is None:
-            raise ValueError(f"the {self.config.prior!r} prior is supervised: train with the images' "
-                             f"labels (train.fit's y_train and y_test)")
+            raise ValueError(f"the {self.config.prior!r} prior is supervised: train with the "
+                             f"images' labels (train.fit's y_train and y_test)")
         x = as_tensor(x).detach()
         rec = self.reconstruction_phase(x, optimizers.rec)
         # One encoder pass serves both regularisation phases: the encoder does not change
@@ -217,9 +217,9 @@ class AAE(nn.Module):
             z = as_tensor(z, self._dtype())
             return F.sigmoid(self.decode(z)).data
 
-    def sample(self, n: int, rng: np.random.Generator, labels=None) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator, *, labels=None) -> np.ndarray:
         """n images decoded from z ~ p(z) (p(z | label) for the supervised prior)."""
-        return self.generate(self.sample_prior(n, rng, labels))
+        return self.generate(self.sample_prior(n, rng, labels=labels))
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> dict:
         """On held-out data (train.fit's evaluation): the reconstruction loss (nats per item, also
@@ -231,13 +231,14 @@ class AAE(nn.Module):
         rec = evaluate(self, x, rng)["rec"]
         z = encode_all(self, x)  # (N, latent)
         y = None if labels is None else np.asarray(labels)
-        z_prior = self.sample_prior(len(z), rng, y)
+        z_prior = self.sample_prior(len(z), rng, labels=y)
         with no_grad():
             _, accuracy = self.disc_loss(z, z_prior, y)
         n = min(self.config.mmd_n, len(z))
         y_n = None if y is None else y[:n]
-        h = median_heuristic(self.sample_prior(n, rng, y_n))
+        h = median_heuristic(self.sample_prior(n, rng, labels=y_n))
         mmd = mmd_rbf(z[:n], z_prior[:n], h)
-        floor = mmd_rbf(self.sample_prior(n, rng, y_n), self.sample_prior(n, rng, y_n), h)
+        floor = mmd_rbf(self.sample_prior(n, rng, labels=y_n),
+                        self.sample_prior(n, rng, labels=y_n), h)
         return {"loss": rec, "rec": rec, "disc_accuracy": accuracy, "mmd": mmd, "mmd_floor": floor,
                 "mmd_n": n, "mmd_bandwidth": h}

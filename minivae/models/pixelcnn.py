@@ -157,7 +157,7 @@ class PixelCNN(nn.Module):
         return as_tensor(h, self.dtype)
 
     # ------------------------------------------------------------ sampling
-    def sample(self, n: int, rng: np.random.Generator | None = None, h=None, noise=None,
+    def sample(self, n: int, rng: np.random.Generator | None = None, *, h=None, noise=None,
                cached: bool = True, return_logits: bool = False):
         """n images (n, 1, H, W) of 0/1, pixel by pixel: x_i = [u_i < σ(logit_i)], with u the
         given `noise` (uniforms of that shape) or drawn from rng. cached=False: one full pass per

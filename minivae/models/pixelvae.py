@@ -124,7 +124,7 @@ class PixelVAE(nn.Module):
         h = z if self.config.latent_dim else None
         return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached)
 
-    def sample(self, n: int, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True) -> np.ndarray:
         """n images from the model: z ~ p(z), then x ~ p(x|z)."""
         return self.decode(self.prior.sample(n, rng), rng, cached=cached)
 

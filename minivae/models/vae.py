@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivae import checks, nn, priors
-from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
+from minivae.distributions import Bernoulli, Normal, NormalFixedVariance
 from minivae.models.networks import (IMAGE_SHAPE, conv_decoder, conv_encoder, mlp_decoder,
                                      mlp_encoder)
 from minivae.tensor import Tensor, as_tensor, no_grad
@@ -83,11 +83,11 @@ class VAE(nn.Module):
         """f(z): Bernoulli logits or Gaussian means, (B, 1, 28, 28)."""
         return self.decoder(z)
 
-    def likelihood(self, f) -> Bernoulli | GaussianFixedVariance:
+    def likelihood(self, f) -> Bernoulli | NormalFixedVariance:
         """p(x|z) from the decoder output f = f(z)."""
         if self.config.likelihood == "bernoulli":
             return Bernoulli(f)
-        return GaussianFixedVariance(f, self.config.c)
+        return NormalFixedVariance(f, self.config.c)
 
     def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
         """−ELBO in nats per image, and its two terms."""
