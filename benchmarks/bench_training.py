@@ -5,8 +5,8 @@
 
 One step on random data hides what real training does: data order, evaluation between epochs,
 and numbers that drift as the model learns (subnormal floats, for one, appear only after some
-epochs). So this trains each model the way its example does - minivae through train.fit or
-models.aae.fit_aae, the twin (benchmarks/twins.py) with the same network, recipe, batches and
+epochs). So this trains each model the way its example does - minivae through train.fit (with
+the AAE's hooks for it), the twin (benchmarks/twins.py) with the same network, recipe, batches and
 thread count (torch.set_num_threads(minivae.get_num_threads())) - and prints the training seconds
 of every epoch (evaluation excluded) and their ratio, minivae / PyTorch.
 
@@ -76,12 +76,24 @@ def torch_vae(args, conv):
 def minivae_aae(args):
     import numpy as np
 
-    from minivae.models.aae import AAE, fit_aae
+    from minivae.models.aae import AAE
+    from minivae.train import fit
     x_train, _, x_test, _ = _load(args.data)
-    model = AAE.mlp(rng=np.random.default_rng(args.seed))
-    history = fit_aae(model, x_train, x_test[:1000], epochs=args.epochs,
-                      batch_size=args.batch_size, seed=args.seed, mmd_n=200,
-                      log=lambda message: print(message, file=sys.stderr))
+    log = lambda message: print(message, file=sys.stderr)
+    try:
+        from minivae.train import linear_decay
+    except ImportError:  # an --also checkout from before train.fit trained the AAE: its fit_aae
+        from minivae.models.aae import fit_aae
+        model = AAE.mlp(rng=np.random.default_rng(args.seed))
+        history = fit_aae(model, x_train, x_test[:1000], epochs=args.epochs,
+                          batch_size=args.batch_size, seed=args.seed, mmd_n=200, log=log)
+    else:
+        model = AAE.mlp(rng=np.random.default_rng(args.seed), mmd_n=200)
+        optimizers = model.optimizers()
+        history = fit(model, optimizers, x_train, x_test[:1000], epochs=args.epochs,
+                      batch_size=args.batch_size, seed=args.seed, step=model.step,
+                      evaluation=model.evaluate, log=log,
+                      on_step=linear_decay(optimizers, model.config.lr_decay, args.epochs))
     return [h["seconds"] for h in history], history[-1]["train_rec"]
 
 
@@ -93,7 +105,7 @@ def torch_aae(args):
     x_train, _, _, _ = _load(args.data)
     model, rng, seconds = TorchAAE(seed=args.seed), np.random.default_rng(args.seed), []
     for epoch in range(1, args.epochs + 1):
-        # fit_aae's linear decay: 1 at the first epoch, lr_decay at the last
+        # train.linear_decay's factor: 1 at the first epoch, lr_decay at the last
         factor = 1 + (AAEConfig.lr_decay - 1) * (epoch - 1) / max(args.epochs - 1, 1)
         start = time.perf_counter()
         loss = train_epoch_aae(model, x_train, None, args.batch_size, rng, factor)

@@ -118,7 +118,7 @@ class TorchAAE:
         self.opt_rec.step()
         # 2a. discriminator, on [prior samples, codes]
         z = self.encoder(x)
-        z_prior = torch.from_numpy(self.probe.sample_prior(B, rng, labels))
+        z_prior = torch.from_numpy(self.probe.sample_prior(B, rng, labels=labels))
         both_labels = None if one_hot is None else torch.cat([one_hot, one_hot])
         logits = self.discriminate(torch.cat([z_prior, z.detach()]), both_labels)
         loss = bce(logits, torch.cat([torch.ones(B), torch.zeros(B)]))
@@ -136,7 +136,7 @@ class TorchAAE:
 
 
 def train_epoch_aae(model: TorchAAE, x_train, y_train, batch_size, rng, factor=1.0) -> float:
-    """One epoch of three-phase steps, as models.aae.fit_aae runs them (its learning rates set to
+    """One epoch of three-phase steps, as train.fit runs AAE.step (its learning rates set to
     `factor` times their first-epoch values); returns the mean reconstruction loss."""
     model.set_lr_factor(factor)
     arrays = x_train if y_train is None else (x_train, np.asarray(y_train))

@@ -22,10 +22,12 @@ import os
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
+from minivae.distributions import Normal
+from minivae.files import write_json
 from minivae.metrics import encode_all, median_heuristic, mmd_rbf
-from minivae.models.aae import AAE, fit_aae
+from minivae.models.aae import AAE
 from minivae.models.vae import VAE
-from minivae.train import fit, write_json
+from minivae.train import fit, linear_decay
 
 MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = median pairwise "
                  "distance of a separate prior sample of the same size")
@@ -88,11 +90,13 @@ def run(args, prior, out, x_train, y_train, x_test, y_test, vae) -> dict:
     model = AAE.mlp(latent_dim=args.latent_dim, prior=prior,
                     rng=np.random.default_rng(args.seed), optimizer=args.optimizer,
                     lr_rec=args.lr_rec, lr_disc=args.lr_disc, lr_gen=args.lr_gen,
-                    lr_decay=args.lr_decay)
+                    lr_decay=args.lr_decay, mmd_n=args.mmd_n)
     print(model)
-    history = fit_aae(model, x_train, x_test, y_train=y_train, y_test=y_test,
-                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out=out,
-                      resume=args.resume, mmd_n=args.mmd_n)
+    optimizers = model.optimizers()  # one per phase of the step
+    history = fit(model, optimizers, x_train, x_test, y_train=y_train, y_test=y_test,
+                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out=out,
+                  resume=args.resume, step=model.step, evaluation=model.evaluate,
+                  on_step=linear_decay(optimizers, model.config.lr_decay, args.epochs))
     last = history[-1]
     metrics = {"data": args.data, "model": "mlp-aae", "prior": prior,
                "latent_dim": args.latent_dim, "loss": "bernoulli",
@@ -130,10 +134,12 @@ def train_vae(args, x_train, x_test, y_test) -> dict | None:
     history = fit(model, optim.Adam(model.parameters(), lr=1e-3), x_train, x_test, epochs=epochs,
                   batch_size=args.batch_size, seed=args.seed)
     rng = np.random.default_rng([args.seed, 4])
-    mu, log_var = encode_all(model, x_test)  # (N, d) each
-    z = mu + np.exp(0.5 * log_var) * rng.standard_normal(mu.shape)  # one z ~ q(z|x) per image
+    q = encode_all(model, x_test)  # q(z|x) of every test image: mu, log_var (N, d)
+    mu = q.mu.data
+    # one z ~ q(z|x) per image, drawn in float64, in which the MMD is computed
+    z = Normal(mu.astype(np.float64), q.log_var.data.astype(np.float64)).rsample(rng).data
     n = min(args.mmd_n, len(z))
-    gaussian = priors.Gaussian(args.latent_dim)
+    gaussian = priors.make("gaussian", args.latent_dim)  # N(0, I), as the AAE's gaussian prior
     h = median_heuristic(gaussian.sample(n, rng))
     return {"vae_epochs": epochs, "vae_test_loss": history[-1]["test_loss"],
             "vae_test_rec": history[-1]["test_rec"],
@@ -146,10 +152,10 @@ def train_vae(args, x_train, x_test, y_test) -> dict | None:
 
 def draw(model, x_test, y_test, history, out, vae):
     rng = np.random.default_rng(0)
-    z = model.encode_all(x_test)  # (N, latent)
+    z = encode_all(model, x_test)  # (N, latent)
     # 5000 prior samples, enough for their faint grey to show the prior's shape (the supervised
     # prior's drawn with the test labels, so each component gets as many as its digits)
-    prior_z = model.sample_prior(5000, rng, y_test[np.arange(5000) % len(y_test)])
+    prior_z = model.sample_prior(5000, rng, labels=y_test[np.arange(5000) % len(y_test)])
     labels = np.repeat(np.arange(10), 10)  # a row per label, for the supervised prior
     supervised = model.prior.conditional
     pick = lambda h, keys: [{k: r[k] for k in ("epoch", *keys)} for r in h]
@@ -157,7 +163,7 @@ def draw(model, x_test, y_test, history, out, vae):
         viz.latent_scatter(z, y_test, os.path.join(out, "latent.png"), prior=prior_z,
                            title=f"AAE, {model.config.prior} prior: encoded test images "
                                  f"over prior samples (grey)"),
-        viz.image_grid(model.sample(100, rng, labels), os.path.join(out, "samples.png"),
+        viz.image_grid(model.sample(100, rng, labels=labels), os.path.join(out, "samples.png"),
                        nrow=10, title="decoded z ~ p(z | label), one row per label"
                        if supervised else "decoded prior samples, z ~ p(z)"),
         viz.reconstructions(x_test[:16], model.reconstruct(x_test[:16]),

@@ -13,9 +13,10 @@ import os
 import numpy as np
 
 from minivae import cli, data, optim, viz
+from minivae.files import write_json
+from minivae.metrics import encode_all
 from minivae.models.ae import AE
-from minivae.tensor import Tensor, no_grad
-from minivae.train import fit, write_json
+from minivae.train import fit
 
 
 def main():
@@ -53,9 +54,7 @@ def main():
     print(f"test reconstruction loss {metrics['test_loss']:.2f} per image ({args.loss})")
     write_json(os.path.join(out, "metrics.json"), metrics)
 
-    with no_grad():
-        z = np.concatenate([model.encode(Tensor(x_test[i:i + 500])).data
-                            for i in range(0, len(x_test), 500)])  # (N, latent)
+    z = encode_all(model, x_test)  # (N, latent)
     written = [
         viz.reconstructions(x_test[:16], model.reconstruct(x_test[:16]),
                             os.path.join(out, "reconstructions.png"), n=16,

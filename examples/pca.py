@@ -16,9 +16,10 @@ import time
 
 import numpy as np
 
-from minivae import cli, data, no_grad
+from minivae import cli, data, optim
+from minivae.files import write_json
 from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
-from minivae.train import write_json
+from minivae.train import fit
 
 
 def main():
@@ -67,7 +68,7 @@ def main():
           f"784 pixels): train {train_rec:.3f}, test {test_rec:.3f}")
 
     if args.linear_ae_steps > 0:
-        compare_linear_autoencoder(pca, x_train, x_test, args.linear_ae_steps, rng)
+        compare_linear_autoencoder(pca, x_train, x_test, args.linear_ae_steps, rng, args.seed)
 
     os.makedirs(args.out, exist_ok=True)
     metrics = {
@@ -83,18 +84,18 @@ def main():
     draw(pca, x_test, y_test, args.out, rng)
 
 
-def compare_linear_autoencoder(pca: PCA, x_train, x_test, steps: int, rng):
+def compare_linear_autoencoder(pca: PCA, x_train, x_test, steps: int, rng, seed: int):
     """Gradient descent on the notes' objective mean_n ‖WᵀW x̄_n − x̄_n‖² finds PCA's subspace
-    (not its basis: any rotation of the components within it is as good)."""
-    ae = LinearAutoencoder(x_train.shape[1], pca.n_components, rng=rng)
+    (not its basis: any rotation of the components within it is as good). Trained by train.fit,
+    the whole training set one batch, so an epoch is one step."""
+    ae = LinearAutoencoder(x_train.shape[1], pca.n_components, rng=rng).center(x_train)
     start = time.perf_counter()
-    losses = ae.fit(x_train, steps=steps, lr=1e-2, rng=rng)
-    with no_grad():
-        test_rec = ae.loss(x_test).item()
+    history = fit(ae, optim.Adam(ae.parameters(), lr=1e-2), x_train, x_test, epochs=steps,
+                  batch_size=len(x_train), seed=seed, log=lambda *_: None)
     angle = largest_principal_angle(ae.weight.data, pca.components_)
     print(f"linear autoencoder, {steps} Adam steps in {time.perf_counter() - start:.1f} s: "
-          f"train {losses[-1]:.3f}, test {test_rec:.3f}; largest principal angle to the PCA "
-          f"subspace {angle:.3g} rad")
+          f"train {history[-1]['train_loss']:.3f}, test {history[-1]['test_loss']:.3f}; largest "
+          f"principal angle to the PCA subspace {angle:.3g} rad")
 
 
 def draw(pca: PCA, x_test: np.ndarray, y_test: np.ndarray, out: str, rng: np.random.Generator):

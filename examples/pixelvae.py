@@ -21,9 +21,10 @@ import time
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
+from minivae.files import write_json
 from minivae.metrics import bits_per_dim, encode_all, iwae_report, posterior_stats, prior_mmd
 from minivae.models.pixelvae import PixelVAE
-from minivae.train import fit, write_json
+from minivae.train import fit
 
 
 def main():
@@ -141,7 +142,7 @@ def draw(model, x_test, y_test, history, out):
     if model.config.latent_dim == 2:  # the codes over N(0, I), and over the learned prior
         shown = {"N(0, I)": priors.StandardPrior(2)} | (
             {f"learned: {prior}": model.prior} if prior != "standard" else {})
-        written.append(viz.prior_density(encode_all(model, x_test)[0], y_test, shown,
+        written.append(viz.prior_density(encode_all(model, x_test).mu.data, y_test, shown,
                                          os.path.join(out, "prior_density.png"),
                                          title="E[z|x] of test digits over the prior's density"))
     if prior == "vamp":

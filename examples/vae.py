@@ -15,9 +15,10 @@ import os
 import numpy as np
 
 from minivae import cli, data, optim, priors, viz
+from minivae.files import write_json
 from minivae.metrics import bits_per_dim, encode_all, iwae_report, posterior_stats, prior_mmd
 from minivae.models.vae import VAE
-from minivae.train import fit, write_json
+from minivae.train import fit
 
 
 def main():
@@ -96,7 +97,7 @@ def draw(model, x_test, y_test, history, out):
                             title="test digits (top) and their reconstructions"),
         viz.image_grid(model.sample(64, rng), os.path.join(out, "samples.png"),
                        title=f"samples: z ~ p(z) ({model.config.prior} prior) through the decoder"),
-        viz.latent_scatter(encode_all(model, x_test)[0], y_test,
+        viz.latent_scatter(encode_all(model, x_test).mu.data, y_test,
                            os.path.join(out, "latent.png"), title="E[z|x] of test digits"),
         viz.interpolations(model.interpolate(x_test[:6], x_test[6:12], steps=10)[:, :, 0],
                            os.path.join(out, "interpolations.png"),
@@ -110,7 +111,7 @@ def draw(model, x_test, y_test, history, out):
         prior = model.config.prior  # the codes over N(0, I), and over the learned prior
         shown = {"N(0, I)": priors.StandardPrior(2)} | (
             {f"learned: {prior}": model.prior} if prior != "standard" else {})
-        written.append(viz.prior_density(encode_all(model, x_test)[0], y_test, shown,
+        written.append(viz.prior_density(encode_all(model, x_test).mu.data, y_test, shown,
                                          os.path.join(out, "prior_density.png"),
                                          title="E[z|x] of test digits over the prior's density"))
     if model.config.prior == "vamp":

@@ -7,6 +7,6 @@ from minivae import data, distributions, functional, nn, optim
 from minivae.checkpoint import load, save
 from minivae.gradcheck import GradcheckError, gradcheck
 from minivae.kernels.threads import get_num_threads, set_num_threads
-from minivae.tensor import Function, Tensor, is_grad_enabled, no_grad, unbroadcast
+from minivae.tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, unbroadcast
 
 __version__ = "0.1.0"

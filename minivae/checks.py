@@ -66,3 +66,12 @@ def probabilities(x: np.ndarray, name: str, who: str) -> None:
         raise ValueError(f"{who}: {name} must lie in [0, 1] for a Bernoulli likelihood, got "
                          f"values from {x.min()} to {x.max()} (uint8 pixels are scaled by "
                          f"minivae.data.to_float)")
+
+
+def batch(x, item_shape: tuple, who: str) -> None:
+    """A model's input: a non-empty batch (B, *item_shape)."""
+    if tuple(x.shape[1:]) != tuple(item_shape):
+        shape = ", ".join(map(str, ("B", *item_shape)))
+        raise ValueError(f"{who}: expected inputs of shape ({shape}), got {tuple(x.shape)}")
+    if not x.shape[0]:
+        raise ValueError(f"{who}: an empty batch, shape {tuple(x.shape)}")

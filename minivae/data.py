@@ -48,6 +48,7 @@ from typing import IO, Iterator
 import numpy as np
 
 from minivae.files import STALE, file_mode, sweep
+from minivae.progress import Progress
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -232,7 +233,7 @@ def download(url: str, path: Path, sha256: str, stream: IO[str] | None = None) -
             if limit > MAX_BYTES:
                 raise DataError(f"{url}: announces {_mb(total)}, more than any of these files "
                                 f"({_mb(MAX_BYTES)}); not downloaded")
-            progress = _Progress(url, total, stream)
+            progress = _download_progress(url, total, stream)
             while chunk := response.read1(1 << 16):  # one read from the socket: the deadline
                 if progress.done + len(chunk) > limit:  # is checked after each
                     raise DataError(f"{url}: sent more than {_mb(limit)}; the download was "
@@ -264,46 +265,12 @@ def download(url: str, path: Path, sha256: str, stream: IO[str] | None = None) -
     return path
 
 
-class _Progress:
-    """A download's progress on stderr: a bar redrawn in place on a terminal, else plain lines."""
-
-    def __init__(self, url: str, total: int | None, stream: IO[str] | None = None):
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = getattr(self.stream, "isatty", lambda: False)()
-        self.name, self.total, self.done = url.rsplit("/", 1)[-1], total, 0
-        self.last_draw, self.next_line = 0.0, 25  # logs get a line at 25, 50, 75 and 100 %
-        self._line(f"downloading {url} ({_mb(total)})")
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.tty:
-            if time.monotonic() - self.last_draw > 0.1:  # redraw at most 10 times a second
-                self.last_draw = time.monotonic()
-                self._draw()
-        elif self.total:
-            while self.next_line <= 100 and 100 * self.done >= self.next_line * self.total:
-                self._line(f"  {self.name}: {self.next_line}% of {_mb(self.total)}")
-                self.next_line += 25
-
-    def close(self) -> None:
-        if self.tty:
-            self._draw()
-            self.stream.write("\n")
-        else:
-            self._line(f"  {self.name}: done, {_mb(self.done)}")
-        self.stream.flush()
-
-    def _draw(self) -> None:
-        if self.total:
-            filled = 30 * self.done // self.total
-            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * self.done // self.total:3d}%"
-        else:
-            bar = "[size unknown]"
-        self.stream.write(f"\r{self.name} {bar} {_mb(self.done)}")
-        self.stream.flush()
-
-    def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+def _download_progress(url: str, total: int | None, stream: IO[str] | None = None) -> Progress:
+    """A download's bar, after a line saying what is downloaded (progress.py: redrawn in place on
+    a terminal, a line at each quarter off one)."""
+    print(f"downloading {url} ({_mb(total)})", file=sys.stderr if stream is None else stream,
+          flush=True)
+    return Progress(total, url.rsplit("/", 1)[-1], stream, unit=_mb)
 
 
 def _mb(n: int | None) -> str:

@@ -25,16 +25,9 @@ import numpy as np
 
 from minivae import checks
 from minivae import functional as F
-from minivae.tensor import Function, Tensor, unbroadcast
+from minivae.tensor import Function, Tensor, as_tensor, unbroadcast
 
 LOG_2PI = math.log(2 * math.pi)
-
-
-def _tensor(x, like: Tensor | None = None) -> Tensor:
-    """x as a Tensor; a plain array (data, uint8 pixels) or number takes the dtype of `like`."""
-    if isinstance(x, Tensor):
-        return x
-    return Tensor(np.asarray(x, dtype=None if like is None else like.dtype))
 
 
 # ---------------------------------------------------------------- plain NumPy (outside the engine)
@@ -149,7 +142,8 @@ class Normal:
 
     def __init__(self, mu, log_var):
         like = mu if isinstance(mu, Tensor) else log_var if isinstance(log_var, Tensor) else None
-        self.mu, self.log_var = _tensor(mu, like), _tensor(log_var, like)
+        dtype = None if like is None else like.dtype  # a plain array or number takes the Tensor's
+        self.mu, self.log_var = as_tensor(mu, dtype), as_tensor(log_var, dtype)
         # Normal(0.0, 0.0), the prior: plain numbers take the dtype they meet, as in the engine
         self._numbers = isinstance(mu, (int, float)) and isinstance(log_var, (int, float))
 
@@ -173,7 +167,7 @@ class Normal:
     def log_prob(self, z) -> Tensor:
         """ln N(z | mu, σ²) = −½(ln 2π + log_var + (z − mu)²/σ²), per element; finite at z = mu
         even when σ² underflows to 0."""
-        z = _tensor(z, like=None if self._numbers else self.mu)
+        z = as_tensor(z, None if self._numbers else self.mu.dtype)
         mu, log_var = self._in(z.dtype)
         return -0.5 * (LOG_2PI + log_var + SquaredOverVariance.apply(z - mu, log_var))
 
@@ -195,7 +189,7 @@ class Bernoulli:
     """p(x | logits) = σ(l)^x (1 − σ(l))^(1 − x), for x in [0, 1] (grey pixels allowed)."""
 
     def __init__(self, logits):
-        self.logits = _tensor(logits)
+        self.logits = as_tensor(logits)
 
     @property
     def probs(self) -> Tensor:
@@ -203,7 +197,7 @@ class Bernoulli:
 
     def log_prob(self, x) -> Tensor:
         """x·ln σ(l) + (1 − x)·ln(1 − σ(l)) = −BCE-with-logits, per element; finite for any |l|."""
-        x = _tensor(x, like=self.logits)
+        x = as_tensor(x, self.logits.dtype)  # data, uint8 pixels included, in the logits' dtype
         checks.probabilities(x.data, "x", "Bernoulli.log_prob")  # else negative 'nats'
         return -F.binary_cross_entropy_with_logits(self.logits, x, reduction="none")
 
@@ -212,17 +206,17 @@ class Bernoulli:
         return Tensor((rng.random(self.logits.shape) < self.probs.data).astype(self.logits.dtype))
 
 
-class GaussianFixedVariance:
+class NormalFixedVariance:
     """The notes' decoder p(x|z) = N(x | f(z), c·I) with a fixed variance c > 0 (not learned)."""
 
     def __init__(self, mean, c: float):
         if not c > 0:
-            raise ValueError(f"GaussianFixedVariance: the variance c must be positive, not {c}")
-        self.mean, self.c = _tensor(mean), float(c)
+            raise ValueError(f"NormalFixedVariance: the variance c must be positive, not {c}")
+        self.mean, self.c = as_tensor(mean), float(c)
 
     def log_prob(self, x) -> Tensor:
         """ln N(x | f, c) = −½ ln(2πc) − (x − f)²/(2c), per element, the constant included."""
-        x = _tensor(x, like=self.mean)
+        x = as_tensor(x, self.mean.dtype)
         return -0.5 * math.log(2 * math.pi * self.c) - (x - self.mean) ** 2 / (2 * self.c)
 
     def sample(self, rng: np.random.Generator) -> Tensor:
@@ -236,11 +230,11 @@ class MixtureOfNormals:
     logits (K,), means (K, d), log_vars (K, d). The learned prior of later models."""
 
     def __init__(self, logits, means, log_vars):
-        self.logits, self.means, self.log_vars = _tensor(logits), _tensor(means), _tensor(log_vars)
+        self.logits, self.means, self.log_vars = as_tensor(logits), as_tensor(means), as_tensor(log_vars)
 
     def log_prob(self, z) -> Tensor:
         """ln p(z) = logsumexp_k [ln π_k + Σ_j ln N(z_j | m_kj, σ²_kj)]; z (..., d) -> (...,)."""
-        z = _tensor(z, like=self.means)
+        z = as_tensor(z, self.means.dtype)
         z = z.reshape(*z.shape[:-1], 1, z.shape[-1])  # (..., 1, d) against (K, d)
         log_pz_k = Normal(self.means, self.log_vars).log_prob(z).sum(axis=-1)  # (..., K)
         return F.logsumexp(F.log_softmax(self.logits) + log_pz_k, axis=-1)  # (...,)

@@ -3,6 +3,7 @@
     with atomic_write(path) as f: ...    a temporary file beside `path`, flushed to disk (fsync),
                                          then renamed over `path`: a reader sees the old file or
                                          the whole new one, never half of it
+    write_json(path, obj)                obj as strict, indented JSON, written atomically
     sweep(folder, pattern, older_than)   delete what killed writes left behind (.tmp-*, *.part):
                                          a file unchanged for a minute is no live write's
     FolderLock(folder)                   one run at a time writes into a folder
@@ -16,10 +17,12 @@ of `tempfile.mkstemp`.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -68,6 +71,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.unlink(tmp)
         raise
     fsync_folder(folder)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write `obj` as indented, strict JSON, atomically (temporary file, then rename). JSON has no
+    NaN or Infinity: such a number is written as null, with a warning naming where it was."""
+    obj, replaced = strict_json(obj)
+    if replaced:
+        warnings.warn(f"{path}: non-finite numbers written as null at {', '.join(replaced)}",
+                      stacklevel=2)
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=False)
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:

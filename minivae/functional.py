@@ -7,14 +7,20 @@ shape of an input that broadcasting stretched.
 Composite ops (softmax, log_softmax, mse_loss) are written with primitives. Fused ops say why:
 sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear`,
 `conv2d` and `conv_transpose2d` for speed (bias + activation in the kernels' passes, see
-kernels/dense.py and kernels/conv.py).
+kernels/dense.py and kernels/conv.py). `threads.matmul(a, b)` is a @ b with blocks of its rows
+shared out among minivae's worker threads (kernels/threads.py).
+
+The shapes a user can get wrong are checked here, once, with messages that name them; the kernels
+take their arguments as valid. A Function is named for what it computes, and never like one of
+nn.py's layers: the activations are ReLUOp, LeakyReLUOp, SigmoidOp and TanhOp (nn.ReLU is the
+layer), the fused layers' ops LinearBiasAct, Conv2dBiasAct and ConvTranspose2dBiasAct.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from minivae.kernels import conv, dense, gate, logistic, threads
-from minivae.tensor import Function, Tensor, unbroadcast
+from minivae.tensor import Function, Tensor, as_tensor, unbroadcast
 
 
 def _axes(axis, ndim: int) -> tuple:
@@ -174,11 +180,12 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
                              f"(need (..., n, k) @ (..., k, m))")
         ctx.save_for_backward(a, b)
-        return threads.matmul(a, b)
+        return threads.matmul(a, b)  # a @ b, its rows shared over the workers
 
     @staticmethod
     def backward(ctx, y_bar):
         a, b = ctx.saved
+        # y_bar @ bᵀ and aᵀ @ y_bar, their rows shared over the workers
         a_bar = unbroadcast(threads.matmul(y_bar, b.swapaxes(-1, -2)), a.shape) if ctx.needs_input_grad[0] else None
         b_bar = unbroadcast(threads.matmul(a.swapaxes(-1, -2), y_bar), b.shape) if ctx.needs_input_grad[1] else None
         return a_bar, b_bar
@@ -321,22 +328,36 @@ def _act_backward(y, y_bar, code, slope=0.0) -> np.ndarray:
     return dense.act_backward(y, np.require(y_bar, y.dtype, "C"), code, slope)
 
 
-class ReLU(Function):
-    """y = max(x, 0);  x_bar = y_bar · [x > 0]."""
+class _FromOutput(Function):
+    """An activation whose derivative is written in its output y (kernels/dense.py): forward keeps
+    y = act(x), and backward is x_bar = y_bar · act'(y) in one fused pass."""
+
+    code: int  # the activation's code in kernels/dense.py
 
     @staticmethod
-    def forward(ctx, x):
-        y = np.maximum(x, 0)
+    def activate(x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx, x):
+        y = cls.activate(x)
         ctx.save_for_backward(y)
         return y
 
-    @staticmethod
-    def backward(ctx, y_bar):
+    @classmethod
+    def backward(cls, ctx, y_bar):
         (y,) = ctx.saved
-        return _act_backward(y, y_bar, dense.RELU)
+        return _act_backward(y, y_bar, cls.code)
 
 
-class LeakyReLU(Function):
+class ReLUOp(_FromOutput):
+    """y = max(x, 0);  x_bar = y_bar · [y > 0]."""
+
+    code = dense.RELU
+    activate = staticmethod(lambda x: np.maximum(x, 0))
+
+
+class LeakyReLUOp(Function):
     """y = x if x > 0 else slope·x;  x_bar = y_bar · (1 if x > 0 else slope)."""
 
     @staticmethod
@@ -351,35 +372,19 @@ class LeakyReLU(Function):
         return np.where(positive, y_bar, y_bar * y_bar.dtype.type(ctx.slope))
 
 
-class Sigmoid(Function):
+class SigmoidOp(_FromOutput):
     """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability: from e^(−|x|), which
     never overflows, in one Numba pass (kernels/logistic.py)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        y = logistic.sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, y_bar):
-        (y,) = ctx.saved
-        return _act_backward(y, y_bar, dense.SIGMOID)
+    code = dense.SIGMOID
+    activate = staticmethod(logistic.sigmoid)
 
 
-class Tanh(Function):
+class TanhOp(_FromOutput):
     """y = tanh x;  x_bar = y_bar · (1 − y²)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        y = np.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, y_bar):
-        (y,) = ctx.saved
-        return _act_backward(y, y_bar, dense.TANH)
+    code = dense.TANH
+    activate = staticmethod(np.tanh)
 
 
 class Softplus(Function):
@@ -450,10 +455,8 @@ class BCEWithLogits(Function):
 class LinearBiasAct(Function):
     """y = act(x @ Wᵀ + b).  The product goes to BLAS; bias and activation run as one Numba pass,
     and so does the backward's a_bar = y_bar · act'(a) with b_bar = Σ_rows a_bar.
-    x_bar = a_bar @ W;  W_bar = a_barᵀ @ x.  Fused for speed: on a (128, 784) float32 batch the
-    forward pass takes 15 µs against 60 µs for NumPy's add-then-maximum, the backward 30 µs against
-    41 µs. A whole MLP step is dominated by the BLAS products, so benchmarks/bench_mlp.py prints
-    the fused and unfused steps side by side."""
+    x_bar = a_bar @ W;  W_bar = a_barᵀ @ x.  Fused for speed: one pass over the activations each
+    way instead of three (benchmarks/README.md has the timings)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, activation="identity", slope=0.01):
@@ -461,7 +464,7 @@ class LinearBiasAct(Function):
             raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                              f"{weight.shape} (need (B, {weight.shape[1]}))")
         ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
-        y = threads.matmul(x, weight.T)  # (B, out)
+        y = threads.matmul(x, weight.T)  # x @ Wᵀ, (B, out), its rows shared over the workers
         dense.bias_act_forward(y, bias, ctx.code, slope)  # in place: y = act(y + b)
         ctx.save_for_backward(x, weight, y)
         return y
@@ -470,30 +473,66 @@ class LinearBiasAct(Function):
     def backward(ctx, y_bar):
         x, weight, y = ctx.saved
         a_bar, b_bar = dense.bias_act_backward(y, np.ascontiguousarray(y_bar), ctx.code, ctx.slope)
-        x_bar = threads.matmul(a_bar, weight) if ctx.needs_input_grad[0] else None  # (B, in)
-        w_bar = threads.matmul(a_bar.T, x) if ctx.needs_input_grad[1] else None  # (out, in)
+        # a_bar @ W (B, in) and a_barᵀ @ x (out, in), their rows shared over the workers
+        x_bar = threads.matmul(a_bar, weight) if ctx.needs_input_grad[0] else None
+        w_bar = threads.matmul(a_bar.T, x) if ctx.needs_input_grad[1] else None
         return x_bar, w_bar, b_bar
 
 
-def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None):
-    """The shape errors a user can make, named before any kernel runs."""
+# ---------------------------------------------------------------- convolutions: their sizes, checked once here
+
+
+def conv_output_size(h: int, k: int, stride: int, padding: int, who: str = "conv_output_size") -> int:
+    """H_out = (H + 2p − k) // s + 1, refusing sizes that leave no output."""
+    _check_stride_padding(stride, padding, who)
+    if h < 1 or k < 1 or k > h + 2 * padding:
+        raise ValueError(f"{who}: a kernel of size {k} does not fit an input of size {h} padded by "
+                         f"{padding}")
+    return (h + 2 * padding - k) // stride + 1
+
+
+def conv_transpose_output_size(h: int, k: int, stride: int, padding: int, output_padding: int,
+                               who: str = "conv_transpose_output_size") -> int:
+    """H_out = (H − 1)·s − 2p + k + output_padding; output_padding picks among the sizes that a
+    stride-s convolution maps onto the same H, so it must be below s."""
+    _check_stride_padding(stride, padding, who)
+    if not 0 <= output_padding < stride:
+        raise ValueError(f"{who}: output_padding must be in [0, stride), got {output_padding} "
+                         f"with stride {stride}")
+    h_out = (h - 1) * stride - 2 * padding + k + output_padding
+    if h < 1 or k < 1 or h_out < 1:
+        raise ValueError(f"{who}: an input of size {h} and a kernel of size {k} leave no output "
+                         f"with padding {padding} (size {h_out})")
+    return h_out
+
+
+def _check_stride_padding(stride, padding, who):
+    if stride < 1 or padding < 0:
+        raise ValueError(f"{who}: stride must be ≥ 1 and padding ≥ 0, got {stride}, {padding}")
+
+
+def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None, output_padding=None):
+    """The shape errors a user can make, named before any kernel runs: the kernels take their
+    arguments as valid. output_padding is given for the transposed convolution only."""
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (B, C, H, W), got shape {x.shape}")
     if weight.ndim != 4 or x.shape[1] != weight.shape[weight_in_axis]:
         raise ValueError(f"{name}: input of shape {x.shape} has {x.shape[1]} channels, but the "
                          f"weight of shape {weight.shape} expects {weight.shape[weight_in_axis]}")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"{name}: stride must be ≥ 1 and padding ≥ 0, got {stride}, {padding}")
+    _check_stride_padding(stride, padding, name)
     kH, kW = weight.shape[2:]
-    if name == "conv2d" and (kH > x.shape[2] + 2 * padding or kW > x.shape[3] + 2 * padding):
-        raise ValueError(f"conv2d: kernel {kH}×{kW} (weight {weight.shape}) is larger than the "
-                         f"input {x.shape} padded by {padding}")
     if mask is not None and np.shape(mask) != (kH, kW):
         raise ValueError(f"{name}: mask of shape {np.shape(mask)} does not match the {kH}×{kW} "
                          f"kernel of the weight {weight.shape}")
+    if output_padding is not None:  # the transposed convolution: any input fits, if it leaves output
+        for h, k in ((x.shape[2], kH), (x.shape[3], kW)):
+            conv_transpose_output_size(h, k, stride, padding, output_padding, who=name)
+    elif kH > x.shape[2] + 2 * padding or kW > x.shape[3] + 2 * padding:
+        raise ValueError(f"{name}: kernel {kH}×{kW} (weight {weight.shape}) is larger than the "
+                         f"input {x.shape} padded by {padding}")
 
 
-class Conv2d(Function):
+class Conv2dBiasAct(Function):
     """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
     a_bar = y_bar · act'(a);  x_bar = the transposed convolution of a_bar with W·mask;
     W_bar = (Σ a_bar ⊗ patches of x)·mask;  b_bar = Σ_{B,H,W} a_bar.  The mask (kH, kW), if any, is
@@ -517,18 +556,17 @@ class Conv2d(Function):
                                     slope=ctx.slope)
 
 
-class ConvTranspose2d(Function):
-    """The adjoint of Conv2d, with W (C_in, C_out, kH, kW): y = act(a), a = conv2d's input-backward
-    of x, plus b;  a_bar = y_bar · act'(a);  x_bar = conv2d of a_bar with W;  W_bar = conv2d's
-    weight-backward with the roles swapped.  The bias and activation ride on the kernel's last copy."""
+class ConvTranspose2dBiasAct(Function):
+    """The adjoint of Conv2dBiasAct, with W (C_in, C_out, kH, kW): y = act(a), a = conv2d's
+    input-backward of x, plus b;  a_bar = y_bar · act'(a);  x_bar = conv2d of a_bar with W;
+    W_bar = conv2d's weight-backward with the roles swapped.  The bias and activation ride on the
+    kernel's last copy."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0, activation="identity",
                 slope=0.01):
-        _check_conv(x, weight, stride, padding, "conv_transpose2d", weight_in_axis=0)
-        if not 0 <= output_padding < stride:
-            raise ValueError(f"conv_transpose2d: output_padding must be in [0, stride), "
-                             f"got {output_padding} with stride {stride}")
+        _check_conv(x, weight, stride, padding, "conv_transpose2d", weight_in_axis=0,
+                    output_padding=output_padding)
         ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
         ctx.stride, ctx.padding = stride, padding
         y = conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, ctx.code, slope)
@@ -599,10 +637,10 @@ def exp(x): return Exp.apply(x)
 def log(x): return Log.apply(x)
 def sqrt(x): return Sqrt.apply(x)
 def matmul(a, b): return MatMul.apply(a, b)
-def relu(x): return ReLU.apply(x)
-def leaky_relu(x, slope=0.01): return LeakyReLU.apply(x, slope=slope)
-def sigmoid(x): return Sigmoid.apply(x)
-def tanh(x): return Tanh.apply(x)
+def relu(x): return ReLUOp.apply(x)
+def leaky_relu(x, slope=0.01): return LeakyReLUOp.apply(x, slope=slope)
+def sigmoid(x): return SigmoidOp.apply(x)
+def tanh(x): return TanhOp.apply(x)
 def softplus(x): return Softplus.apply(x)
 def astype(x, dtype): return AsType.apply(x, dtype=np.dtype(dtype))
 def shift_down(x): return ShiftDown.apply(x)
@@ -620,7 +658,7 @@ def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=k
 
 
 def mean(x, axis=None, keepdims=False):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     n = int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
     return sum(x, axis, keepdims) / n
 
@@ -692,7 +730,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
     H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch.  mask: an optional fixed (kH, kW)
     array of 0 and 1; the result is that of W·mask, computed on the unmasked taps only."""
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
-    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, mask=mask,
+    return Conv2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding, mask=mask,
                         activation=activation, slope=slope)
 
 
@@ -701,5 +739,5 @@ def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
     """y = act(conv_transpose2d(x, W) + b): x (B, C_in, H, W), W (C_in, C_out, kH, kW) ->
     (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
     bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
-    return ConvTranspose2d.apply(x, weight, bias, stride=stride, padding=padding,
+    return ConvTranspose2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding,
                                  output_padding=output_padding, activation=activation, slope=slope)

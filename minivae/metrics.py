@@ -85,21 +85,24 @@ def iwae_report(model, x: np.ndarray, k: int, k_large: int = 0, images: int | No
     return report
 
 
-def encode_all(model, x: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """mu and log_var of q(z|x) for every image in x, each (N, d)."""
-    mus, log_vars = [], []
+def encode_all(model, x: np.ndarray, batch_size: int = 500):
+    """model.encode(x) for the whole of x, batch by batch, with no graph: for a VAE's q(z|x) one
+    Normal whose mu and log_var are (N, d); for a deterministic encoder (AE, AAE) the codes, an
+    array (N, d)."""
     with no_grad():
-        for start in range(0, len(x), batch_size):
-            q = model.encode(Tensor(x[start:start + batch_size]))
-            mus.append(q.mu.data)
-            log_vars.append(q.log_var.data)
-    return np.concatenate(mus), np.concatenate(log_vars)
+        parts = [model.encode(Tensor(x[start:start + batch_size]))
+                 for start in range(0, len(x), batch_size)]
+    if isinstance(parts[0], Normal):
+        return Normal(np.concatenate([q.mu.data for q in parts]),
+                      np.concatenate([q.log_var.data for q in parts]))
+    return np.concatenate([z.data for z in parts])
 
 
 def posterior_stats(model, x: np.ndarray) -> dict:
     """Per-dimension KL (mean over x), and the active units: Cov_x(E_q[z_u]) > 0.01."""
-    mu, log_var = encode_all(model, x)  # (N, d)
-    kl = kl_normal_standard(mu, log_var)  # (N, d)
+    q = encode_all(model, x)  # q(z|x): mu, log_var (N, d)
+    mu = q.mu.data
+    kl = kl_normal_standard(mu, q.log_var.data)  # (N, d)
     activity = mu.astype(np.float64).var(axis=0)  # (d,)
     return {"kl_per_dim": kl.mean(axis=0).tolist(), "activity": activity.tolist(),
             "active_units": int((activity > 0.01).sum())}
@@ -111,7 +114,7 @@ def prior_mmd(model, x: np.ndarray, rng: np.random.Generator, n: int = 1000) -> 
     floor, the MMD between two independent prior samples of that size. The bandwidth is the median
     heuristic on prior samples, as for the AAE's codes (examples/aae.py)."""
     with no_grad():
-        z = Normal(*encode_all(model, x[:n])).rsample(rng).data  # z ~ q(z|x), one per image
+        z = encode_all(model, x[:n]).rsample(rng).data  # z ~ q(z|x), one per image
     prior = [model.prior.sample(len(z), rng) for _ in range(3)]
     h = median_heuristic(prior[0])
     return {"mmd": mmd_rbf(z, prior[1], h), "mmd_floor": mmd_rbf(prior[1], prior[2], h)}

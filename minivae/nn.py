@@ -1,12 +1,16 @@
-"""Layers: Module, Parameter, Linear, Conv2d, ConvTranspose2d, MaskedConv2d, Sequential, activations.
+"""Layers: Module, Parameter, Linear, Conv2d, ConvTranspose2d, MaskedConv2d (and the PixelCNN
+masks it uses), Sequential, activations; `frozen`, a block in which a module's parameters are
+constants.
 
 PyTorch-shaped, so models can be checked side by side against a PyTorch twin: `Linear.weight` is
 (out, in) and y = x @ Wᵀ + b; parameter names and `state_dict()` keys read `encoder.0.weight`.
 A Module finds its parameters and children by walking its attributes in the order they were set:
-no registration hooks, nothing hidden.
+no registration hooks, nothing hidden. The layers' inputs are checked by the ops they call
+(functional.py), once.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from typing import Iterator
@@ -15,7 +19,6 @@ import numpy as np
 
 from minivae import checks
 from minivae import functional as F
-from minivae.kernels import conv
 from minivae.tensor import Tensor
 
 
@@ -117,9 +120,6 @@ class Linear(Module):
         self.bias = _uniform(rng, bound, (out_features,), dtype) if bias else None
 
     def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Linear: input of shape {tuple(x.shape)} does not fit weight of shape "
-                             f"{self.weight.shape} (need (B, {self.in_features}))")
         return F.linear(x, self.weight, self.bias, activation, slope)
 
     def extra_repr(self) -> str:
@@ -178,27 +178,51 @@ class ConvTranspose2d(Module):
                 f"output_padding={self.output_padding}, bias={self.bias is not None}")
 
 
+def pixelcnn_mask(k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
+    """(k, k) mask of the kernel taps a PixelCNN convolution may use, for one channel group (the
+    same mask serves every (output, input) channel pair: no R/G/B ordering as in the paper's
+    colour model). Output pixel (r, c) then reads input pixel (r + i - k//2, c + j - k//2) only
+    where mask[i, j] = 1.
+
+    Raster masks (van den Oord et al., "Pixel Recurrent Neural Networks", 2016):
+      'A'  rows above, and the pixels left of the centre in its own row (a first layer);
+      'B'  the same and the centre itself (later layers).
+    Stacked raster masks leave a blind spot above and to the right; the gated PixelCNN
+    (van den Oord et al., "Conditional Image Generation with PixelCNN Decoders", 2016) splits them:
+      'V'   the vertical stack: the rows above and the centre row, every column (its output at row
+            r is used for row r + 1 only, after a shift down one row);
+      'HA'  the horizontal stack's first layer: the centre row, left of the centre;
+      'HB'  its later layers: the centre row, left of the centre and the centre."""
+    if mask_type not in ("A", "B", "V", "HA", "HB"):
+        raise ValueError(f"mask_type must be 'A', 'B', 'V', 'HA' or 'HB', got {mask_type!r}")
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"a PixelCNN mask needs an odd kernel size to have a centre, got {k}")
+    centre = k // 2
+    mask = np.zeros((k, k), dtype)
+    if mask_type == "V":
+        mask[:centre + 1, :] = 1
+        return mask
+    if mask_type in ("A", "B"):
+        mask[:centre, :] = 1  # every row above
+    mask[centre, :centre + mask_type.endswith("B")] = 1  # left of the centre, and the centre for B
+    return mask
+
+
 class MaskedConv2d(Conv2d):
     """PixelCNN's masked convolution (van den Oord et al., 2016): a fixed (k, k) mask hides the
     pixels at and after the centre in raster order, so output pixel i sees only input pixels
     before i. Type 'A' (first layer) also hides the centre; type 'B' keeps it. The gated
-    PixelCNN's stacks use 'V', 'HA' and 'HB' (see `kernels.conv.pixelcnn_mask`). The convolution
-    runs on the unmasked taps only (F.conv2d's mask), so the hidden weights get zero gradient;
-    they are zeroed at initialisation, so `weight` alone is the layer's whole kernel."""
+    PixelCNN's stacks use 'V', 'HA' and 'HB' (see `pixelcnn_mask`). The convolution runs on the
+    unmasked taps only (F.conv2d's mask), so the hidden weights get zero gradient; they are
+    zeroed at initialisation, so `weight` alone is the layer's whole kernel."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  mask_type: str = "B", padding: int | None = None, bias: bool = True,
                  rng: np.random.Generator | None = None, dtype=np.float32):
-        if kernel_size % 2 == 0:
-            raise ValueError(f"MaskedConv2d: kernel_size must be odd so the mask has a centre, "
-                             f"got {kernel_size}")
-        if mask_type not in ("A", "B", "V", "HA", "HB"):
-            raise ValueError(f"MaskedConv2d: mask_type must be 'A', 'B', 'V', 'HA' or 'HB', "
-                             f"not {mask_type!r}")
+        mask = pixelcnn_mask(kernel_size, mask_type, dtype)  # (k, k), a constant; checks k and type
         padding = kernel_size // 2 if padding is None else padding
         super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias, rng, dtype)
-        self.mask_type = mask_type
-        self.mask = conv.pixelcnn_mask(kernel_size, mask_type, dtype)  # (k, k), a constant
+        self.mask_type, self.mask = mask_type, mask
         self.weight.data *= self.mask
 
     def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
@@ -306,3 +330,17 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, sizes={self.sizes}"
+
+
+@contextlib.contextmanager
+def frozen(module: Module):
+    """Inside this block, `module`'s parameters are constants: ops record no edge to them, so a
+    backward pass run inside the block computes no gradient for them (and stores none)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad = True

@@ -116,3 +116,36 @@ class Adam(Optimizer):
             g = np.ascontiguousarray(g, dtype=p.dtype)
             arrays.append((p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)))
         kernels.adam_step(arrays, self.lr, beta1, beta2, self.eps, self.t)  # one pass, on the workers
+
+
+class Optimizers:
+    """Several optimisers that step apart and are saved as one, each an attribute by its name:
+    the AAE's `Optimizers(rec=..., disc=..., gen=...)`, one per phase of its step. The state's
+    keys read 'rec/m.0'; loading checks every part before any is written."""
+
+    def __init__(self, **named: Optimizer):
+        vars(self).update(named)  # opt.rec, opt.disc, ...: the parts, in the order given
+
+    def __iter__(self):
+        return iter(vars(self).values())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {f"{name}/{key}": value for name, part in vars(self).items()
+                for key, value in part.state_dict().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """All or nothing: a part that refuses its state puts back the parts loaded before it."""
+        named = vars(self)
+        parts = {name: {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + "/")}
+                 for name in named}
+        unexpected = [k for k in state if k.split("/")[0] not in parts]
+        if unexpected:
+            raise KeyError(f"optimizer state: unexpected keys {unexpected}")
+        before = {name: part.state_dict() for name, part in named.items()}
+        try:
+            for name, part in parts.items():
+                named[name].load_state_dict(part)
+        except (KeyError, ValueError):
+            for name, state_before in before.items():
+                named[name].load_state_dict(state_before)
+            raise

@@ -2,7 +2,9 @@
 
 The VAEs' priors are densities, Modules with parameters where they learn, behind one interface:
 `log_prob(z)` -> (B,) Tensor, `sample(n, rng)` -> ndarray (n, d), `components()` -> the mixture's
-(mu (K, d), log_var (K, d), log_weight (K,)) with the weights normalised, and `kl(q, z)`:
+(mu (K, d), log_var (K, d), log_weight (K,)) with the weights normalised, and `kl(q, z)`. Every
+`sample` here, the AAE's samplers' too, is `sample(n, rng)`, with `labels=` for those that take
+them:
 
     StandardPrior(d)           p(z) = N(0, I); KL(q ‖ p) in closed form, per dimension
     MixturePrior(d, K)         p(z) = Σ_k π_k N(z | m_k, diag σ_k²), all of m, ln σ², logits learned
@@ -20,7 +22,7 @@ reconstruction used (one sample per image; its mean over a batch is what trainin
 The AAE's priors are only samplers: an adversarial autoencoder never evaluates p(z), its
 discriminator only sees samples (written in NumPy, no gradient flows into a prior sample):
 
-    Gaussian(d)           z ~ N(0, I_d), any dimension
+    StandardPrior(d)      z ~ N(0, I_d), any dimension: the VAE's prior, in float64 ('gaussian')
     RadialMixture()       10 elongated 2-D Gaussians arranged radially around the origin:
                           z = R(θ_k) (r + σ_r·ε₁, σ_t·ε₂),  θ_k = 2πk/K,  k uniform in 0..K−1
     SwissRoll()           a 2-D spiral, two turns out to radius 3, plus a little Gaussian noise:
@@ -57,7 +59,11 @@ NAMES = ("gaussian", "radial", "swiss-roll", "supervised")  # the AAE's samplers
 
 
 class StandardPrior(nn.Module):
-    """p(z) = N(0, I): no parameters, and the KL in closed form."""
+    """p(z) = N(0, I): no parameters, and the KL in closed form. Also the AAE's 'gaussian' prior,
+    which only samples it."""
+
+    n_classes = None  # as the AAE's samplers: it takes no labels
+    conditional = False
 
     def __init__(self, latent_dim: int, dtype=np.float32):
         self.latent_dim, self.dtype = latent_dim, np.dtype(dtype)
@@ -66,7 +72,10 @@ class StandardPrior(nn.Module):
         """ln N(z | 0, I) = −½ Σ_j (z_j² + ln 2π), (B,)."""
         return Normal(0.0, 0.0).log_prob(z).sum(axis=-1)
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator, *, labels=None) -> np.ndarray:
+        """z ~ N(0, I), (n, d)."""
+        if labels is not None:
+            raise ValueError("the standard normal prior has no components: it takes no labels")
         return rng.standard_normal((n, self.latent_dim)).astype(self.dtype)
 
     def components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,13 +203,13 @@ def build(name: str, latent_dim: int, components: int = 10, encode=None, images=
 
 
 class Prior:
-    """A sampler of p(z): `sample(n, rng, labels=None)` returns float64 (n, dim)."""
+    """A 2-D sampler of p(z): `sample(n, rng, labels=None)` returns float64 (n, 2)."""
 
-    dim: int = 2
+    latent_dim: int = 2
     n_classes: int | None = None  # how many labels `sample` accepts (None: it takes none)
     conditional: bool = False  # True: the model must feed each image's label to the prior
 
-    def sample(self, n: int, rng: np.random.Generator,
+    def sample(self, n: int, rng: np.random.Generator, *,
                labels: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
@@ -219,23 +228,6 @@ class Prior:
             raise ValueError(f"labels must lie in 0..{self.n_classes - 1}, got "
                              f"{labels.min()}..{labels.max()}")
         return labels
-
-
-class Gaussian(Prior):
-    """z ~ N(0, I): the VAE's prior, in any dimension."""
-
-    def __init__(self, dim: int):
-        if dim < 1:
-            raise ValueError(f"Gaussian prior: dim must be at least 1, got {dim}")
-        self.dim = dim
-
-    def sample(self, n, rng, labels=None):
-        if labels is not None:
-            raise ValueError("the Gaussian prior has no components: it takes no labels")
-        return rng.standard_normal((n, self.dim))  # (n, dim)
-
-    def __repr__(self) -> str:
-        return f"Gaussian(dim={self.dim})"
 
 
 class RadialMixture(Prior):
@@ -263,7 +255,7 @@ class RadialMixture(Prior):
         theta = self.angles()
         return self.radius * np.stack([np.cos(theta), np.sin(theta)], axis=1)
 
-    def sample(self, n, rng, labels=None):
+    def sample(self, n, rng, *, labels=None):
         k = self._labels(n, rng, labels)  # (n,) component of each sample
         eps = rng.standard_normal((n, 2))
         along = self.radius + self.radial_std * eps[:, 0]  # (n,) distance along the arm
@@ -286,7 +278,7 @@ class SwissRoll(Prior):
     def __init__(self, noise: float = 0.1, n_classes: int = 10):
         self.noise, self.n_classes = noise, n_classes
 
-    def sample(self, n, rng, labels=None):
+    def sample(self, n, rng, *, labels=None):
         u = rng.random(n)  # (n,)
         if labels is not None:
             u = (self._labels(n, rng, labels) + u) / self.n_classes
@@ -298,12 +290,15 @@ class SwissRoll(Prior):
         return f"SwissRoll(noise={self.noise})"
 
 
-def make(name: str, dim: int) -> Prior:
-    """The prior called `name` for a latent space of `dim` dimensions."""
+def make(name: str, dim: int) -> Prior | StandardPrior:
+    """The AAE's prior called `name` (NAMES) for a latent space of `dim` dimensions."""
     if name not in NAMES:
         raise ValueError(f"unknown prior {name!r}; known: {', '.join(NAMES)}")
     if name == "gaussian":
-        return Gaussian(dim)
+        if dim < 1:
+            raise ValueError(f"the 'gaussian' prior needs a latent of at least one dimension, "
+                             f"got {dim}")
+        return StandardPrior(dim, np.float64)
     if dim != 2:
         raise ValueError(f"the {name!r} prior is 2-D, but the latent space has {dim} dimensions; "
                          f"use latent_dim=2 (--latent-dim 2), or the 'gaussian' prior, which "

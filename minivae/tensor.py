@@ -7,7 +7,8 @@ autodiff: given the cotangent y_bar = dL/dy, return x_bar = dL/dx for each input
 into the leaves' `.grad`.
 
 The graph walk is iterative, so a chain of any depth works (no recursion limit). The op rules live
-in `functional.py`; the Tensor methods below are thin wrappers around them.
+in `functional.py`; the Tensor methods below are thin wrappers around them. `as_tensor(x)` is the
+one way data becomes a Tensor where a Tensor may already have been given.
 References: micrograd (A. Karpathy), tinygrad's early Function classes, HIPS/autograd.
 """
 from __future__ import annotations
@@ -90,11 +91,13 @@ def _as_tensors(inputs) -> tuple:
     """Wrap non-Tensor inputs as constants; Python numbers take the Tensor inputs' dtype, so a
     float32 Tensor times 0.5 stays float32."""
     dtype = next((x.dtype for x in inputs if isinstance(x, Tensor)), None)
-    return tuple(
-        x if isinstance(x, Tensor)
-        else Tensor(np.asarray(x, dtype=dtype if isinstance(x, (int, float)) else None))
-        for x in inputs
-    )
+    return tuple(as_tensor(x, dtype if isinstance(x, (int, float)) else None) for x in inputs)
+
+
+def as_tensor(x, dtype=None) -> "Tensor":
+    """x itself if it is a Tensor; otherwise a constant Tensor of it (an array, a list, a number),
+    in `dtype` if one is given."""
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
 
 
 class Tensor:

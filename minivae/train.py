@@ -1,62 +1,39 @@
-"""The training loop shared by the models: epochs of minibatch steps, evaluation, checkpoints.
+"""The one training loop, every model's: epochs of minibatch steps, evaluation, checkpoints.
 
-A model trained here has a method `loss(x, rng) -> (loss, parts)`: `loss` is the scalar Tensor
-to minimise (nats per image for the likelihood models) and `parts` a dict of floats reported
-beside it (for a VAE, 'rec' and 'kl'). One `numpy.random.Generator` drives shuffling, sampling
-and binarisation, and its state goes into every checkpoint, so the same seed gives a
-bit-identical loss history and a resumed run continues exactly where it stopped.
+    for each epoch:
+        for each minibatch x (shuffled; with binarize, a fresh Bernoulli draw of its pixels):
+            on_step(epochs done)                      schedules: a KL warm-up, the learning rates
+            parts = step(x, optimizer, rng, y)        by default: loss → zero_grad → backward → step
+        test = evaluation(x_test, y_test, rng)        by default: model.loss over the test set
+        history.append(the epoch's means); checkpoint
+
+A model trained by the default step (`gradient_step`) has a method `loss(x, rng) -> (loss,
+parts)`: `loss` is the scalar Tensor to minimise (nats per image for the likelihood models) and
+`parts` a dict of floats reported beside it (for a VAE, 'rec' and 'kl'). A model that learns
+otherwise brings its own step: the adversarial autoencoder's three phases (`AAE.step`), with one
+optimiser per phase (`optim.Optimizers`), its own evaluation (`AAE.evaluate`) and falling learning
+rates (`linear_decay`). One `numpy.random.Generator` drives shuffling, sampling and binarisation,
+and its state goes into every checkpoint, so the same seed gives a bit-identical loss history and
+a resumed run continues exactly where it stopped.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
-import sys
 import time
-import warnings
 import zlib
 
 import numpy as np
 
 from minivae import checks, data
-from minivae.checkpoint import atomic_write, load_training, save_training
-from minivae.files import STALE, TEMP_PREFIX, FolderLock, check_writable, strict_json, sweep
+from minivae.checkpoint import load_training, save_training
+from minivae.files import STALE, TEMP_PREFIX, FolderLock, check_writable, strict_json, sweep, write_json
+from minivae.optim import Optimizers
+from minivae.progress import Progress
 from minivae.tensor import Tensor, no_grad
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    """Write `obj` as indented, strict JSON, atomically (temporary file, then rename). JSON has no
-    NaN or Infinity: such a number is written as null, with a warning naming where it was."""
-    obj, replaced = strict_json(obj)
-    if replaced:
-        warnings.warn(f"{path}: non-finite numbers written as null at {', '.join(replaced)}",
-                      stacklevel=2)
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent when stderr is not a TTY (logs, CI)."""
-
-    def __init__(self, total: int, label: str, stream=sys.stderr):
-        self.total, self.label, self.stream = total, label, stream
-        self.enabled = stream.isatty()
-        self.start = time.perf_counter()
-
-    def update(self, done: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        filled = int(30 * done / self.total)
-        elapsed = time.perf_counter() - self.start
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}"
-                          f"  loss {loss:8.3f}  {elapsed:5.1f}s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 100 + "\r")
-            self.stream.flush()
 
 
 def evaluate(model, x: np.ndarray, rng: np.random.Generator, batch_size: int = 500) -> dict:
@@ -74,8 +51,9 @@ def evaluate(model, x: np.ndarray, rng: np.random.Generator, batch_size: int = 5
 
 def run_settings(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, **settings) -> dict:
     """What fixes a run's course: the model's kind and config, the optimiser's kind and
-    hyperparameters, the data (shape and CRC-32) and `settings` (batch size, seed, epochs, ...). Every checkpoint records them, and a resumed run must bring the same (a
-    change of epochs is reported, not refused: it makes a run longer or shorter)."""
+    hyperparameters, the data (shape and CRC-32) and `settings` (batch size, seed, epochs, ...).
+    Every checkpoint records them, and a resumed run must bring the same (a change of epochs is
+    reported, not refused: it makes a run longer or shorter)."""
     config = getattr(model, "config", None)
     record = {"model": type(model).__name__,
               "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else None,
@@ -89,7 +67,7 @@ def run_settings(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, **se
 
 def _describe_optimizer(optimizer) -> dict:
     """kind and hyperparameters (lr, betas, momentum, ...) of an optimiser; or of each of a group
-    of them (the AAE's one per phase)."""
+    of them (optim.Optimizers: the AAE's one per phase)."""
     if hasattr(optimizer, "params"):
         hyper = {k: v for k, v in vars(optimizer).items()
                  if k != "t" and isinstance(v, (int, float, tuple))}
@@ -186,25 +164,70 @@ def stopped(what: str, checkpoint: str | None, saved_epoch: int) -> FloatingPoin
     return FloatingPointError(what + kept)
 
 
+def gradient_step(model, x: np.ndarray, optimizer, rng: np.random.Generator, y=None) -> dict:
+    """The default step, one of gradient descent on model.loss: loss → zero_grad → backward →
+    step. Returns {'loss': its value}; a non-finite loss changes nothing (fit stops the run on it).
+    `y` (labels) is not used."""
+    loss, _ = model.loss(Tensor(x), rng)
+    if not math.isfinite(loss.item()):
+        return {"loss": loss.item()}
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item()}
+
+
+def linear_decay(optimizer, final: float, epochs: int):
+    """An on_step hook: the learning rate of `optimizer` (or of each in a group, optim.Optimizers)
+    falls linearly, epoch by epoch, from its rate now at the first epoch to `final` times that at
+    the last."""
+    parts = list(optimizer) if isinstance(optimizer, Optimizers) else [optimizer]
+    first = [part.lr for part in parts]
+
+    def schedule(epochs_done: float) -> None:
+        epoch = math.ceil(epochs_done)  # the epoch this step is in: 1, 2, ..., epochs
+        factor = 1 + (final - 1) * (epoch - 1) / max(epochs - 1, 1)
+        for part, lr in zip(parts, first):
+            part.lr = lr * factor
+
+    return schedule
+
+
 def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
         batch_size: int = 128, seed: int = 0, out: str | None = None, resume: bool = False,
-        binarize: bool = False, on_step=None, log=print) -> list[dict]:
-    """Train for `epochs` epochs; return the history, one dict per epoch.
+        binarize: bool = False, y_train: np.ndarray | None = None,
+        y_test: np.ndarray | None = None, step=None, on_step=None, evaluation=None,
+        log=print) -> list[dict]:
+    """Train for `epochs` epochs; return the history, one dict per epoch: `train_<part>`, the
+    epoch's mean of each number the steps returned, `test_<part>` of the evaluation's, `seconds`.
 
-    x_train, x_test: float32 images in [0, 1]. With `binarize`, every training batch is a fresh
-    Bernoulli draw of its pixels (dynamic binarisation) and the test set is binarised once, with
-    a fixed seed. With `out`, the checkpoint `out/checkpoint.npz` and `out/history.json` are
-    written after every epoch; `resume=True` continues from that checkpoint. A NaN or infinite
-    loss stops training with FloatingPointError, a non-finite test loss too (before its epoch is
-    saved); the last good checkpoint stays in place. Two runs cannot write into one `out` at once,
-    and a resumed run must have the settings of the saved one (see open_run).
-    `on_step(epochs)`, if given, is called before every step with the epochs done after it
-    (fractional: 0.25 a quarter into the first epoch), for schedules such as a KL warm-up
-    (PixelVAE.schedule); it depends on nothing else, so a resumed run schedules alike."""
+    x_train, x_test: float32 images in [0, 1] (or other items); y_train, y_test: their labels, cut
+    into the same minibatches, for a model that needs them (the supervised AAE). With `binarize`,
+    every training batch is a fresh Bernoulli draw of its pixels (dynamic binarisation) and the
+    test set is binarised once, with a fixed seed. With `out`, the checkpoint
+    `out/checkpoint.npz` and `out/history.json` are written after every epoch; `resume=True`
+    continues from that checkpoint. A NaN or infinite loss stops training with
+    FloatingPointError, a non-finite test number too (before its epoch is saved); the last good
+    checkpoint stays in place. Two runs cannot write into one `out` at once, and a resumed run
+    must have the settings of the saved one (see open_run).
+
+    The hooks, for what differs between models:
+      step(x, optimizer, rng, y) -> dict of floats, the first the loss shown in the progress bar;
+          default gradient_step(model, ...) on model.loss;
+      on_step(epochs) is called before every step with the epochs done after it (fractional:
+          0.25 a quarter into the first epoch), for schedules such as a KL warm-up
+          (PixelVAE.schedule) or falling learning rates (linear_decay); it depends on nothing
+          else, so a resumed run schedules alike;
+      evaluation(x_test, y_test, rng) -> dict of floats, 'loss' first; default `evaluate` on
+          model.loss."""
     epochs = checks.integer(epochs, "epochs", "fit")
     batch_size = checks.integer(batch_size, "batch_size", "fit")
     seed = checks.integer(seed, "seed", "fit", minimum=0)
     x_train, x_test = checks.data(x_train, "x_train", "fit"), checks.data(x_test, "x_test", "fit")
+    if (y_train is None) != (y_test is None):
+        raise ValueError("fit: give both y_train and y_test, or neither")
+    step = functools.partial(gradient_step, model) if step is None else step
+    evaluation = (lambda x, y, rng: evaluate(model, x, rng)) if evaluation is None else evaluation
     settings = run_settings(model, optimizer, x_train, x_test, batch_size=batch_size, seed=seed,
                             binarize=bool(binarize), epochs=epochs)
     rng = np.random.default_rng(seed)
@@ -212,41 +235,53 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
         x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
     checkpoint, history = open_run(out, resume, model, optimizer, rng, log, settings)
     saved_epoch = len(history)  # of this run's last checkpoint (a resumed run's is its own)
+    arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
 
     for epoch in range(len(history) + 1, epochs + 1):
-        start, total, seen = time.perf_counter(), 0.0, 0
+        start, sums, seen = time.perf_counter(), {}, 0
         steps = math.ceil(len(x_train) / batch_size)
-        progress = Progress(steps, f"epoch {epoch}/{epochs}")
-        for step, x in enumerate(data.batches(x_train, batch_size, rng), start=1):
+        progress = Progress(steps, f"epoch {epoch}/{epochs}", unit=lambda done: f"{done}/{steps}",
+                            transient=True)
+        for i, batch in enumerate(data.batches(arrays, batch_size, rng), start=1):
             if on_step is not None:
-                on_step(epoch - 1 + step / steps)
+                on_step(epoch - 1 + i / steps)
+            x, y = batch if y_train is not None else (batch, None)
             x = data.binarize(x, rng) if binarize else x
-            loss, _ = model.loss(Tensor(x), rng)
-            value = loss.item()
-            if not math.isfinite(value):
+            parts = step(x, optimizer, rng, y)
+            if _not_finite(parts):
                 progress.close()
-                raise stopped(f"loss is {value} at epoch {epoch}, step {step}", checkpoint,
+                raise stopped(f"{_not_finite(parts)} at epoch {epoch}, step {i}", checkpoint,
                               saved_epoch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total, seen = total + value * len(x), seen + len(x)
-            progress.update(step, total / seen)
+            sums = {name: sums.get(name, 0.0) + v * len(x) for name, v in parts.items()}
+            seen += len(x)
+            loss = next(iter(parts))  # the first number a step returns
+            progress.update(1, f"  {loss} {sums[loss] / seen:8.3f}")
         progress.close()
         seconds = time.perf_counter() - start
-        test = evaluate(model, x_test, np.random.default_rng([seed, 2, epoch]))
-        if not all(math.isfinite(value) for value in test.values()):
+        test = evaluation(x_test, y_test, np.random.default_rng([seed, 2, epoch]))
+        if _not_finite(test):
             values = ", ".join(f"{name} {value}" for name, value in test.items())
-            raise stopped(f"test loss is {test['loss']} after epoch {epoch} ({values}); this "
-                          f"epoch is not saved", checkpoint, saved_epoch)
-        record = {"epoch": epoch, "train_loss": total / seen,
-                  **{f"test_{name}": value for name, value in test.items()}, "seconds": seconds}
-        history.append(record)
-        parts = "  ".join(f"{name} {value:.2f}" for name, value in test.items() if name != "loss")
-        log(f"epoch {epoch:3d}  train {record['train_loss']:.2f}  test {test['loss']:.2f}"
-            f"  ({parts})  {seconds:.1f}s")
+            raise stopped(f"test {_not_finite(test)} after epoch {epoch} ({values}); this epoch "
+                          f"is not saved", checkpoint, saved_epoch)
+        train = {name: total / seen for name, total in sums.items()}
+        history.append({"epoch": epoch, **{f"train_{name}": v for name, v in train.items()},
+                        **{f"test_{name}": v for name, v in test.items()}, "seconds": seconds})
+        log(f"epoch {epoch:3d}  train {_summary(train)}  test {_summary(test)}  {seconds:.1f}s")
         if checkpoint:
             save_run(checkpoint, model, optimizer, rng, history, settings)
             saved_epoch = epoch
     close_run(out)
     return history
+
+
+def _not_finite(values: dict) -> str:
+    """'loss is nan' for the first value that is NaN or infinite; '' if all are finite."""
+    return next((f"{name} is {v}" for name, v in values.items() if not math.isfinite(v)), "")
+
+
+def _summary(values: dict) -> str:
+    """'120.00  (rec 100.00  kl 20.00)': the first number (the loss), then the others by name."""
+    show = lambda v: str(v) if isinstance(v, int) else f"{v:.2f}" if abs(v) >= 0.1 else f"{v:.3g}"
+    (_, first), *others = values.items()
+    rest = "  ".join(f"{name} {show(v)}" for name, v in others)
+    return show(first) + (f"  ({rest})" if rest else "")

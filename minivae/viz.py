@@ -184,6 +184,16 @@ def _mosaic_figure(mosaic: np.ndarray, title: str | None, row_labels=(), axis_la
     return fig, ax
 
 
+def _onto_principal_plane(z: np.ndarray):
+    """The projection a -> (a − m) Vᵀ onto the first two principal axes V (2, d) of the codes z
+    (N, d), m their mean: PCA's encoder (models/pca.py), here by the SVD of the centred codes, each
+    axis signed so that its largest entry is positive, as PCA's are."""
+    m = z.mean(axis=0)
+    _, _, vt = np.linalg.svd(z - m, full_matrices=False)
+    V = vt[:2] * np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])[:, None]  # (2, d)
+    return lambda a: (a - m) @ V.T
+
+
 # ---------------------------------------------------------------- the figures
 
 
@@ -283,12 +293,9 @@ def latent_scatter(z, labels, path, title: str | None = None, prior=None) -> str
 
     d = z.shape[1]
     if d > 2:
-        # The one upward import (models/ sits above viz.py), done lazily so that importing viz
-        # never pulls in the models: the projection reuses the PCA the library teaches.
-        from minivae.models.pca import PCA
-        pca = PCA(2).fit(z)
-        z = pca.encode(z)                           # (N, 2)
-        prior = None if prior is None else pca.encode(prior)
+        project = _onto_principal_plane(z)
+        z = project(z)                              # (N, 2)
+        prior = None if prior is None else project(prior)
         xlabel, ylabel = (f"PC {i} of z (PCA of the {d}-D codes)" for i in (1, 2))
     else:
         xlabel, ylabel = "z₁", "z₂"

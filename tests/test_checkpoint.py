@@ -23,7 +23,8 @@ import minivae
 from minivae import files, nn, optim
 from minivae.checkpoint import CheckpointError, load_training, save_training
 from minivae.tensor import Tensor
-from minivae.train import open_run, write_json
+from minivae.files import write_json
+from minivae.train import open_run
 
 
 def tiny(seed=0):

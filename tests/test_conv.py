@@ -65,7 +65,7 @@ def test_sequential_fuses_a_conv_layer_with_its_activation():
     apart = x
     for layer in layers:
         apart = layer(apart)
-    assert fused._fn is F.ConvTranspose2d and fused._ctx.inputs[0]._fn is F.Conv2d
+    assert fused._fn is F.ConvTranspose2dBiasAct and fused._ctx.inputs[0]._fn is F.Conv2dBiasAct
     np.testing.assert_allclose(fused.data, apart.data, rtol=1e-12, atol=1e-12)
 
 

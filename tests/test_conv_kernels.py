@@ -1,4 +1,5 @@
-"""The Numba convolution kernels, pinned to their NumPy twins in kernels/reference_conv.py.
+"""The Numba convolution kernels, pinned to their NumPy twins in kernels/reference_conv.py: first
+im2col and col2im against the plain loops, then each operation against the twins.
 
 Geometry (batch, channels, image size, kernel, stride, padding) and values are drawn by Hypothesis;
 kH != kW and H != W on purpose, so a swapped index cannot pass. Then: the adjoint identities that
@@ -11,7 +12,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae.kernels import conv, dense, threads
+from minivae import functional as F
+from minivae import nn
+from minivae.kernels import conv, dense, im2col, threads
 from minivae.kernels import reference as dense_reference
 from minivae.kernels import reference_conv as reference
 
@@ -61,14 +64,56 @@ def conv_geometry(draw, transposed=False):
 
 
 def conv_out(H, W, kH, kW, s, p):
-    return conv.conv_output_size(H, kH, s, p), conv.conv_output_size(W, kW, s, p)
+    return F.conv_output_size(H, kH, s, p), F.conv_output_size(W, kW, s, p)
 
 
 def convT_out(H, W, kH, kW, s, p, op):
-    return conv.conv_transpose_output_size(H, kH, s, p, op), conv.conv_transpose_output_size(W, kW, s, p, op)
+    return F.conv_transpose_output_size(H, kH, s, p, op), F.conv_transpose_output_size(W, kW, s, p, op)
 
 
 # ---------------------------------------------------------------- each kernel against its twin
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), data=st.data())
+def test_im2col_and_col2im_match_the_plain_loops(dtype, g, data):
+    """im2col.py's copies (phase planes, wide rows) give the plain loop's columns once the wide
+    rows' extra columns are dropped; col2im, fed the twin's columns with zeros in those extra
+    columns, gives the twin's scatter-add."""
+    B, C_in, _, H, W, kH, kW, s, p, _ = g
+    x = data.draw(arrays(dtype, (B, C_in, H, W)))
+    H_out, W_out = conv_out(H, W, kH, kW, s, p)
+    taps, K = conv.taps_of(None, kH, kW), C_in * kH * kW
+    x_ph = np.zeros(im2col.phase_shape(B, C_in, H, W, s, p), dtype)
+    im2col.pad_into_phases(x, p, x_ph)
+    Wq = x_ph.shape[-1]
+    cols = np.empty((K, B * H_out * Wq), dtype)
+    im2col.im2col(x_ph, taps, H_out, cols)
+    mine = cols.reshape(K, B, H_out, Wq)[..., :W_out].reshape(K, -1)
+    assert_close(mine, reference.im2col(x, kH, kW, s, p), dtype, "im2col")
+
+    cols_ref = data.draw(arrays(dtype, (K, B * H_out * W_out)))
+    wide = np.zeros((K, B, H_out, Wq), dtype)
+    wide[..., :W_out] = cols_ref.reshape(K, B, H_out, W_out)
+    x_ph_bar, x_bar = np.empty_like(x_ph), np.empty(x.shape, dtype)
+    im2col.col2im(wide.reshape(K, -1), taps, H_out, x_ph_bar)
+    im2col.crop_from_phases(x_ph_bar, p, np.zeros(C_in, dtype), dense.IDENTITY, 0.0, x_bar)
+    assert_close(x_bar, reference.col2im(cols_ref, x.shape, kH, kW, s, p), dtype, "col2im")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), data=st.data())
+def test_conv2d_forward_is_the_product_with_the_columns(dtype, g, data):
+    """conv.py's docstring in plain NumPy, y = W @ cols(x) + b, against the kernels and against
+    the other twin (a loop over the kernel offsets)."""
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,)))
+    by_columns = reference.conv2d_by_im2col(x, w, b, s, p)
+    assert_close(conv.conv2d_forward(x, w, b, s, p), by_columns, dtype, "conv2d_forward")
+    assert_close(reference.conv2d_forward(x, w, b, s, p), by_columns, dtype, "the two twins")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -244,7 +289,7 @@ def a_layer(transposed, seed=7):
     B, C_in, C_out, H, k, s, p = 7, 3, 4, 6, 3, 2, 1
     x = rng.standard_normal((B, C_in, H, H))
     w = rng.standard_normal((C_in, C_out, k, k) if transposed else (C_out, C_in, k, k))
-    H_out = conv.conv_transpose_output_size(H, k, s, p, 1) if transposed else conv.conv_output_size(H, k, s, p)
+    H_out = F.conv_transpose_output_size(H, k, s, p, 1) if transposed else F.conv_output_size(H, k, s, p)
     return x, w, rng.standard_normal(C_out), rng.standard_normal((B, C_out, H_out, H_out)), s, p
 
 
@@ -334,9 +379,9 @@ def test_conv_output_size_counts_the_windows_that_fit(h, k, s, p):
     fits = [start for start in range(0, h + 2 * p, s) if start + k <= h + 2 * p]
     if not fits:
         with pytest.raises(ValueError):
-            conv.conv_output_size(h, k, s, p)
+            F.conv_output_size(h, k, s, p)
     else:
-        assert conv.conv_output_size(h, k, s, p) == len(fits)
+        assert F.conv_output_size(h, k, s, p) == len(fits)
 
 
 @given(h=st.integers(1, 20), k=st.integers(1, 9), s=st.integers(1, 4), p=st.integers(0, 4), data=st.data())
@@ -344,28 +389,28 @@ def test_conv_transpose_output_size_inverts_conv_output_size(h, k, s, p, data):
     """A transposed conv of size h -> h_out is the adjoint of a conv of size h_out -> h."""
     op = data.draw(st.integers(0, s - 1))
     assume((h - 1) * s + k + op > 2 * p)
-    h_out = conv.conv_transpose_output_size(h, k, s, p, op)
+    h_out = F.conv_transpose_output_size(h, k, s, p, op)
     assert h_out == (h - 1) * s - 2 * p + k + op
-    assert conv.conv_output_size(h_out, k, s, p) == h
+    assert F.conv_output_size(h_out, k, s, p) == h
 
 
 @pytest.mark.parametrize("args", [(3, 5, 1, 0), (4, 3, 0, 1), (4, 3, 1, -1), (0, 1, 1, 0)])
 def test_conv_output_size_refuses_bad_geometry(args):
     with pytest.raises(ValueError):
-        conv.conv_output_size(*args)
+        F.conv_output_size(*args)
 
 
 @pytest.mark.parametrize("args", [(4, 3, 2, 1, 2), (4, 3, 1, 0, 1), (1, 1, 1, 1, 0), (4, 3, 0, 1, 0)])
 def test_conv_transpose_output_size_refuses_bad_geometry(args):
     with pytest.raises(ValueError):
-        conv.conv_transpose_output_size(*args)
+        F.conv_transpose_output_size(*args)
 
 
 @pytest.mark.parametrize("H, k, s, p, op, expected", [(7, 4, 2, 1, 0, 14), (14, 4, 2, 1, 0, 28), (7, 3, 2, 1, 1, 14)])
 def test_conv_transpose2d_output_shape(H, k, s, p, op, expected):
     x, w = np.ones((2, 3, H, H + 1)), np.ones((3, 5, k, k))
     y = conv.conv_transpose2d_forward(x, w, None, s, p, op)
-    assert y.shape == (2, 5, expected, conv.conv_transpose_output_size(H + 1, k, s, p, op))
+    assert y.shape == (2, 5, expected, F.conv_transpose_output_size(H + 1, k, s, p, op))
 
 
 # ---------------------------------------------------------------- PixelCNN masks
@@ -374,7 +419,7 @@ def test_conv_transpose2d_output_shape(H, k, s, p, op, expected):
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 @pytest.mark.parametrize("k", [1, 3, 5, 7])
 def test_pixelcnn_mask_sees_only_earlier_pixels(mask_type, k):
-    mask = conv.pixelcnn_mask(k, mask_type)
+    mask = nn.pixelcnn_mask(k, mask_type)
     assert mask.shape == (k, k)
     c = k // 2
     for i in range(k):
@@ -386,8 +431,8 @@ def test_pixelcnn_mask_sees_only_earlier_pixels(mask_type, k):
 
 
 def test_pixelcnn_mask_examples():
-    a = conv.pixelcnn_mask(3, "A")
-    b = conv.pixelcnn_mask(3, "B")
+    a = nn.pixelcnn_mask(3, "A")
+    b = nn.pixelcnn_mask(3, "B")
     np.testing.assert_array_equal(a, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
     np.testing.assert_array_equal(b, [[1, 1, 1], [1, 1, 0], [0, 0, 0]])
 
@@ -395,7 +440,7 @@ def test_pixelcnn_mask_examples():
 @pytest.mark.parametrize("mask_type, k", [("C", 3), ("a", 3), ("A", 4), ("B", 0)])
 def test_pixelcnn_mask_refuses_bad_arguments(mask_type, k):
     with pytest.raises(ValueError):
-        conv.pixelcnn_mask(k, mask_type)
+        nn.pixelcnn_mask(k, mask_type)
 
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
@@ -404,7 +449,7 @@ def test_masked_conv_output_depends_only_on_earlier_pixels(mask_type):
     input pixels before q in raster order (and q itself for 'B'): the autoregressive property the
     mask exists for."""
     k, H, W = 5, 6, 7
-    w, mask = np.random.default_rng(0).uniform(0.5, 1.5, (3, 2, k, k)), conv.pixelcnn_mask(k, mask_type)
+    w, mask = np.random.default_rng(0).uniform(0.5, 1.5, (3, 2, k, k)), nn.pixelcnn_mask(k, mask_type)
     for q in [(0, 0), (2, 3), (5, 6)]:
         y_bar = np.zeros((1, 3, H, W))
         y_bar[0, 1, q[0], q[1]] = 1.0

@@ -304,7 +304,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
             return True
 
     out = Terminal()
-    bar = data._Progress("http://127.0.0.1/x.gz", 1000, out)
+    bar = data._download_progress("http://127.0.0.1/x.gz", 1000, out)
     bar.update(400)
     bar.update(600)
     bar.close()

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from minivae import Tensor, functional as F, gradcheck, no_grad
-from minivae.distributions import (Bernoulli, GaussianFixedVariance, MixtureOfNormals, Normal,
+from minivae.distributions import (Bernoulli, MixtureOfNormals, Normal, NormalFixedVariance,
                                    kl_normal, kl_normal_standard)
 
 EPS64, EPS32 = np.finfo(np.float64).eps, float(np.finfo(np.float32).eps)
@@ -274,7 +274,7 @@ def test_log_prob_gradients_by_finite_differences(seed, K, d):
     mu, lv, z = rng.standard_normal((3, 2, d))
     gradcheck(lambda m, v, x: Normal(m, v).log_prob(x), mu, lv, z)
     gradcheck(lambda v: Normal(0.0, v).entropy(), lv)
-    gradcheck(lambda f, x: GaussianFixedVariance(f, 0.3).log_prob(x), mu, z)
+    gradcheck(lambda f, x: NormalFixedVariance(f, 0.3).log_prob(x), mu, z)
     logits, x = 30 * rng.standard_normal((2, d)), rng.random((2, d))
     gradcheck(lambda l, t: Bernoulli(l).log_prob(t), logits, x)
     gradcheck(lambda a, m, v, x: MixtureOfNormals(a, m, v).log_prob(x),
@@ -305,7 +305,7 @@ def linear_gaussian(draw):
 def elbo(q, W, b, c, x):
     """E_q[ln p(x|z)] − KL(q ‖ p(z)) in closed form, with
     E‖x − Wz − b‖² = ‖x − Wμ − b‖² + Σ_j (WᵀW)_jj σ_j²."""
-    fit = GaussianFixedVariance(W @ q.mu.data + b, c).log_prob(x).sum().item()
+    fit = NormalFixedVariance(W @ q.mu.data + b, c).log_prob(x).sum().item()
     spread = np.sum((W * W).sum(0) * np.exp(q.log_var.data)) / (2 * c)
     return fit - spread - q.kl_standard().sum().item()
 
@@ -313,7 +313,7 @@ def elbo(q, W, b, c, x):
 def log_weights(q, z, W, b, c, x):
     """ln p(x, z) − ln q(z) = ln p(x|z) + ln p(z) − ln q(z) for z (..., m): the library's
     log_probs."""
-    log_px_z = GaussianFixedVariance(z @ W.T + b, c).log_prob(x).sum(axis=-1)
+    log_px_z = NormalFixedVariance(z @ W.T + b, c).log_prob(x).sum(axis=-1)
     log_pz = Normal(0.0, 0.0).log_prob(z).sum(axis=-1)
     return (log_px_z + log_pz - q.log_prob(z).sum(axis=-1)).data
 
@@ -442,13 +442,13 @@ def test_mixture_integrates_to_one_and_samples_have_its_mean():
 @settings(max_examples=100)
 @given(q=gaussian_params(), z=st.data(), c=reals(0.01, 10))
 def test_log_probs_and_entropy_are_the_textbook_densities(q, z, c):
-    """Normal and GaussianFixedVariance log_prob (constants included) against ln N; the entropy
+    """Normal and NormalFixedVariance log_prob (constants included) against ln N; the entropy
     against −∫ q ln q by quadrature."""
     mu, lv = q
     z = z.draw(arrays(np.float64, mu.shape, elements=reals(-10, 10)))
     np.testing.assert_allclose(Normal(mu, lv).log_prob(z).data, log_normal_pdf(z, mu, np.exp(lv)),
                                rtol=1e-12)
-    np.testing.assert_allclose(GaussianFixedVariance(mu, c).log_prob(z).data,
+    np.testing.assert_allclose(NormalFixedVariance(mu, c).log_prob(z).data,
                                log_normal_pdf(z, mu, c), rtol=1e-12)
     sigma = np.exp(0.5 * lv[0, 0])
     grid = np.linspace(-12 * sigma, 12 * sigma, 20001)
@@ -464,7 +464,7 @@ def test_everything_stays_in_the_input_dtype(dtype):
     q, data = Normal(mu, lv), rng.random((2, 3))  # data arrive as float64 (or uint8) arrays
     outputs = [q.rsample(rng), q.log_prob(data), q.entropy(), q.kl_standard(), q.kl(Normal(z, lv)),
                Bernoulli(z).log_prob(data), Bernoulli(z).sample(rng),
-               GaussianFixedVariance(z, 0.5).log_prob((data * 255).astype(np.uint8)),
+               NormalFixedVariance(z, 0.5).log_prob((data * 255).astype(np.uint8)),
                MixtureOfNormals(mu[:, 0], z, lv).log_prob(data),
                MixtureOfNormals(mu[:, 0], z, lv).sample(4, rng)]
     prior = Normal(0.0, 0.0)  # plain numbers take the dtype they meet

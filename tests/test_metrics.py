@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from minivae import data
-from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
+from minivae.distributions import Bernoulli, Normal, NormalFixedVariance
 from minivae.metrics import bits_per_dim, iwae_nll, mmd_rbf, posterior_stats
 from minivae.models.vae import VAE
 from minivae.tensor import Tensor
@@ -48,7 +48,7 @@ class LinearGaussian:
 
     def log_joint(self, x, z):
         z = z if isinstance(z, Tensor) else Tensor(z)
-        log_px_z = GaussianFixedVariance(z @ self.W.T + self.b, self.c).log_prob(x).sum(axis=-1)
+        log_px_z = NormalFixedVariance(z @ self.W.T + self.b, self.c).log_prob(x).sum(axis=-1)
         return log_px_z + Normal(0.0, 0.0).log_prob(z).sum(axis=-1)  # (N,)
 
 

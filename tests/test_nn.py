@@ -95,7 +95,7 @@ def test_fused_sequential_matches_running_the_layers_one_by_one():
     # And the two paths really differ: the fused one ends a pair in one LinearBiasAct node.
     pair = nn.Sequential(model[0], model[1])
     assert pair(Tensor(x_data))._fn is F.LinearBiasAct
-    assert model[1](model[0](Tensor(x_data)))._fn is F.ReLU
+    assert model[1](model[0](Tensor(x_data)))._fn is F.ReLUOp
 
 
 # ---------------------------------------------------------------- optimisers, by hand

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minivae import optim
 from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
+from minivae.train import fit
 
 EXAMPLES = settings(max_examples=30, deadline=None)
 
@@ -265,7 +267,9 @@ def test_linear_autoencoder_spans_the_pca_subspace():
     pca = PCA(3).fit(X)
     ae = LinearAutoencoder(10, 3, rng=np.random.default_rng(1), dtype=np.float64)
     before = largest_principal_angle(ae.weight.data, pca.components_)
-    losses = ae.fit(X, steps=600, lr=3e-2, rng=rng)
+    history = fit(ae.center(X), optim.Adam(ae.parameters(), lr=3e-2), X, X, epochs=600,
+                  batch_size=len(X), log=lambda *_: None)  # full batch: an epoch is one step
+    losses = [h["train_loss"] for h in history]
     after = largest_principal_angle(ae.weight.data, pca.components_)
     assert before > 0.3, "the random start should not already be the answer"
     assert after < 1e-2, f"largest principal angle {after:.2e} rad"
@@ -281,7 +285,8 @@ def test_linear_autoencoder_minibatches_and_float32():
     pca = PCA(2).fit(X)
     ae = LinearAutoencoder(6, 2, rng=rng)
     assert ae.weight.dtype == np.float32
-    ae.fit(X, steps=800, lr=1e-2, rng=rng, batch_size=64)
+    fit(ae.center(X), optim.Adam(ae.parameters(), lr=1e-2), X, X, epochs=115, batch_size=64,
+        seed=3, log=lambda *_: None)  # 7 steps an epoch: 805 steps
     assert largest_principal_angle(ae.weight.data, pca.components_) < 0.1  # SGD noise: looser
     z = ae.encode(X[:5])
     assert z.shape == (5, 2) and ae(X[:5]).shape == (5, 6)
@@ -292,4 +297,4 @@ def test_linear_autoencoder_bad_sizes_raise():
     with pytest.raises(ValueError, match="1 <= k <= D"):
         LinearAutoencoder(3, 4)
     with pytest.raises(ValueError, match="3 features"):
-        LinearAutoencoder(3, 2).fit(np.zeros((5, 4)), steps=1)
+        LinearAutoencoder(3, 2).center(np.zeros((5, 4)))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minivae import nn
-from minivae.kernels.conv import pixelcnn_mask
+from minivae.nn import pixelcnn_mask
 from minivae.models.pixelcnn import FIRST_KERNEL, PixelCNN
 from minivae.tensor import Tensor
 

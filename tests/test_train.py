@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from minivae import data, files, optim
-from minivae.models.aae import AAE, fit_aae
+from minivae.models.aae import AAE
 from minivae.models.vae import VAE
 from minivae.train import fit, open_run
 
@@ -84,15 +84,17 @@ def test_fit_refuses_bad_arguments_and_data_before_the_first_epoch(change, messa
     assert not (tmp_path / "run").exists()
 
 
-def test_fit_aae_refuses_bad_arguments_too(digits):
+def test_fit_refuses_bad_arguments_for_the_aae_too(digits):
     model = AAE.mlp(hidden=8, rng=np.random.default_rng(0))
-    for change, message in [(dict(batch_size=0), "fit_aae: batch_size must be a positive"),
-                            (dict(epochs=0), "fit_aae: epochs must be a positive"),
-                            (dict(mmd_n=1), "fit_aae: mmd_n must be an integer ≥ 2"),
-                            (dict(x_test=digits[1][:0]), "fit_aae: x_test is empty")]:
+    for change, message in [(dict(batch_size=0), "fit: batch_size must be a positive"),
+                            (dict(epochs=0), "fit: epochs must be a positive"),
+                            (dict(x_test=digits[1][:0]), "fit: x_test is empty")]:
         call = {**dict(x_train=digits[0], x_test=digits[1], epochs=1), **change}
         with pytest.raises(ValueError, match=message):
-            fit_aae(model, call.pop("x_train"), call.pop("x_test"), **call, **QUIET)
+            fit(model, model.optimizers(), call.pop("x_train"), call.pop("x_test"),
+                step=model.step, evaluation=model.evaluate, **call, **QUIET)
+    with pytest.raises(ValueError, match="AAE: mmd_n must be an integer ≥ 2"):
+        AAE.mlp(hidden=8, mmd_n=1)
 
 
 # ---------------------------------------------------------------- the NaN guards say what is kept
@@ -164,12 +166,14 @@ def test_a_non_finite_test_loss_stops_training_before_its_epoch_is_saved(tmp_pat
 
 
 def test_a_non_finite_aae_test_value_stops_training_too(monkeypatch):
-    model = AAE.mlp(latent_dim=2, hidden=8, input_shape=(2,), rng=np.random.default_rng(0))
+    model = AAE.mlp(latent_dim=2, hidden=8, input_shape=(2,), rng=np.random.default_rng(0),
+                    mmd_n=32)
     x = np.random.default_rng(0).random((64, 2)).astype(np.float32)
     real = AAE.evaluate
     monkeypatch.setattr(AAE, "evaluate", lambda *a, **k: {**real(*a, **k), "mmd": float("nan")})
-    with pytest.raises(FloatingPointError, match="a test value is not finite after epoch 1"):
-        fit_aae(model, x, x, epochs=2, mmd_n=32, **QUIET)
+    with pytest.raises(FloatingPointError, match="test mmd is nan after epoch 1"):
+        fit(model, model.optimizers(), x, x, epochs=2, step=model.step, evaluation=model.evaluate,
+            **QUIET)
 
 
 # ---------------------------------------------------------------- one run per folder

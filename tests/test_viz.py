@@ -212,6 +212,18 @@ def test_latent_scatter_projects_higher_dimensions(tmp_path):
     assert png_shape(viz.latent_scatter(z, np.arange(200) % 20, tmp_path / "c.png")) == (500, 640)
 
 
+def test_latent_scatter_projection_is_pca():
+    """The picture of codes of more than two dimensions is PCA's encoder (models/pca.py), signs
+    included, though viz computes it itself (viz sits below the models)."""
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((300, 6)) @ rng.standard_normal((6, 6)) + 3.0
+    a = rng.standard_normal((40, 6))
+    project = viz._onto_principal_plane(z)
+    pca = PCA(2).fit(z)
+    np.testing.assert_allclose(project(z), pca.encode(z), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(project(a), pca.encode(a), rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("z, labels, prior", [
     (np.zeros(10), np.zeros(10), None),                 # 1-D codes
     (np.zeros((10, 1)), np.zeros(10), None),            # one latent dimension

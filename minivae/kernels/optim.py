@@ -6,8 +6,8 @@ a square root, a division); here it is one loop, which LLVM turns into SIMD inst
 Numba's division needs no Python ZeroDivisionError check (error_model="numpy": x / 0 is inf or nan,
 as in NumPy and PyTorch). `adam_step` cuts every parameter into pieces of CHUNK elements and the
 workers take turns at them; each element's update reads and writes that element alone, so the
-split changes no bit of the result. benchmarks/bench_mlp.py prints the kernel beside the NumPy form.
-The NumPy twin is `reference.adam_update`.
+split changes no bit of the result. benchmarks/bench_mlp.py times the kernel beside the NumPy
+form (benchmarks/README.md). The NumPy twin is `reference.adam_update`.
 """
 import numpy as np
 from numba import njit

@@ -1,8 +1,16 @@
-"""Plain NumPy twins of the convolution kernels in conv.py: short, obviously correct, and slow.
+"""Plain NumPy twins of the convolution kernels in conv.py and im2col.py: short, obviously correct,
+and slow.
 
-Each is a loop over the kH*kW kernel offsets (i, j). At offset (i, j), output pixel (oh, ow) of a
-convolution reads padded input pixel (oh*s + i, ow*s + j); that is a strided slice of the padded
-input, and the channel mixing at that offset is one einsum with w[:, :, i, j]:
+First the method itself, im2col: each output pixel's receptive field unrolled into a column, so the
+convolution is one matrix product, and col2im, its adjoint, a scatter-add back onto the pixels.
+These loops are what im2col.py reorganises for speed, and conv2d_by_im2col is conv.py's docstring:
+
+    cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh*s + i, ow*s + j]
+    y = W @ cols + b,   W = w.reshape(C_out, C_in*kH*kW)
+
+Then each operation written another way, as a loop over the kH*kW kernel offsets (i, j). At offset
+(i, j), output pixel (oh, ow) reads padded input pixel (oh*s + i, ow*s + j); that is a strided
+slice of the padded input, and the channel mixing at that offset is one einsum with w[:, :, i, j]:
 
     y[b, o, oh, ow] = bias[o] + sum_{c, i, j} w[o, c, i, j] * x_pad[b, c, oh*s + i, ow*s + j]
 
@@ -11,6 +19,41 @@ w[c, :, i, j] * x[b, c, h, w] into output pixel (h*s + i - p, w*s + j - p) - so 
 it to conv2d's input-backward compare two independent derivations.
 """
 import numpy as np
+
+
+def _sizes(H, W, kH, kW, stride, padding):
+    return (H + 2 * padding - kH) // stride + 1, (W + 2 * padding - kW) // stride + 1
+
+
+def im2col(x, kH, kW, stride, padding):
+    """cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh*s + i, ow*s + j]: (C*kH*kW, B*H_out*W_out)."""
+    B, C, H, W = x.shape
+    H_out, W_out = _sizes(H, W, kH, kW, stride, padding)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    cols = np.empty((C, kH, kW, B, H_out, W_out), x.dtype)
+    for c, i, j, n, oh, ow in np.ndindex(cols.shape):
+        cols[c, i, j, n, oh, ow] = x_pad[n, c, oh * stride + i, ow * stride + j]
+    return cols.reshape(C * kH * kW, B * H_out * W_out)
+
+
+def col2im(cols, x_shape, kH, kW, stride, padding):
+    """The adjoint of im2col: each entry of cols added back onto the pixel of x it was read from."""
+    B, C, H, W = x_shape
+    H_out, W_out = _sizes(H, W, kH, kW, stride, padding)
+    x_pad_bar = np.zeros((B, C, H + 2 * padding, W + 2 * padding), cols.dtype)
+    cols = cols.reshape(C, kH, kW, B, H_out, W_out)
+    for c, i, j, n, oh, ow in np.ndindex(cols.shape):
+        x_pad_bar[n, c, oh * stride + i, ow * stride + j] += cols[c, i, j, n, oh, ow]
+    return x_pad_bar[:, :, padding:padding + H, padding:padding + W]
+
+
+def conv2d_by_im2col(x, w, b, stride, padding):
+    """y = W @ cols(x) + b, W = w.reshape(C_out, C_in*kH*kW), as (B, C_out, H_out, W_out)."""
+    B, _, H, W = x.shape
+    C_out, _, kH, kW = w.shape
+    y = w.reshape(C_out, -1) @ im2col(x, kH, kW, stride, padding)  # (C_out, B*H_out*W_out)
+    y = y.reshape(C_out, B, *_sizes(H, W, kH, kW, stride, padding)).transpose(1, 0, 2, 3)
+    return y if b is None else y + b[None, :, None, None]
 
 
 def _window(a, i, j, stride, h_out, w_out):

@@ -1,15 +1,14 @@
 """minivae's worker threads, and NumPy's BLAS held to one thread while they run.
 
 Why minivae runs threads of its own. OpenBLAS, the BLAS inside NumPy's wheels, splits each matrix
-product over its own threads, and after every product those threads keep spinning for about 0.1 s
-in case another product follows (measured here: 0.11 s of CPU during a 0.5 s sleep after one
-GEMM). Any other work on the cores meanwhile - a Numba loop copying an image into columns - runs
-beside a spinning thread, at half speed on a 2-core machine; measured, a copy split over two
-threads right after a product was no faster than one thread. So the convolution kernels share the
-work differently: each worker takes whole chunks of the batch and does everything for them - the
-Numba copies and NumPy's matrix product, which then runs on that worker's thread alone. While the
-workers run, OpenBLAS is set to one thread (`openblas_set_num_threads`, called through ctypes on the
-library NumPy loaded) and is set back afterwards, so nothing spins.
+product over its own threads, and after every product those threads keep spinning for a while in
+case another product follows. Any other work on the cores meanwhile - a Numba loop copying an
+image into columns - runs beside a spinning thread, at half speed on a 2-core machine. So the
+convolution kernels share the work differently: each worker takes whole chunks of the batch and
+does everything for them - the Numba copies and NumPy's matrix product, which then runs on that
+worker's thread alone. While the workers run, OpenBLAS is set to one thread
+(`openblas_set_num_threads`, called through ctypes on the library NumPy loaded) and is set back
+afterwards, so nothing spins.
 
 Where NumPy's BLAS is not an OpenBLAS that ctypes can find (MKL, Apple's Accelerate), minivae does
 not touch it: `run` then uses one worker, and the BLAS parallelises the products as it sees fit.
@@ -19,9 +18,8 @@ not touch it: `run` then uses one worker, and the BLAS parallelises the products
     set_num_threads(n) the number of workers, by default the cores this process may use
 
 Every matrix product in a training step goes through one of these, for a single product on
-OpenBLAS's threads is enough to set them spinning beside the workers for the next 0.1 s. Measured
-on a training step of the conv VAE (batch 128, median): 38 ms with every product on the workers,
-47 ms with one worker, 58 ms with the workers but the two Linear layers left to OpenBLAS.
+OpenBLAS's threads is enough to set them spinning beside the workers. The measurements behind all
+this are in benchmarks/README.md.
 """
 import ctypes
 import glob

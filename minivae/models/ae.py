@@ -8,13 +8,15 @@ error (per image) instead. Without a KL term the code space has no prior to samp
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minivae import checks, nn
 from minivae import functional as F
-from minivae.models.networks import conv_encoder
-from minivae.models.vae import D, IMAGE_SHAPE
-from minivae.tensor import Tensor, no_grad
+from minivae.models.networks import (IMAGE_SHAPE, conv_decoder, conv_encoder, mlp_decoder,
+                                     mlp_encoder)
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 
 class AE(nn.Module):
@@ -30,11 +32,9 @@ class AE(nn.Module):
             loss: str = "bernoulli") -> "AE":
         """784-400-latent / latent-400-784 with ReLU."""
         rng = np.random.default_rng() if rng is None else rng
-        kw = dict(rng=rng, dtype=dtype)
-        encoder = nn.Sequential(nn.Flatten(), nn.Linear(D, hidden, **kw), nn.ReLU(),
-                                nn.Linear(hidden, latent_dim, **kw))
-        decoder = nn.Sequential(nn.Linear(latent_dim, hidden, **kw), nn.ReLU(),
-                                nn.Linear(hidden, D, **kw), nn.Unflatten(1, IMAGE_SHAPE))
+        D = math.prod(IMAGE_SHAPE)
+        encoder = mlp_encoder([D, hidden, latent_dim], rng, dtype)  # (B, latent)
+        decoder = mlp_decoder([latent_dim, hidden, D], IMAGE_SHAPE, rng, dtype)
         return cls(encoder, decoder, latent_dim, loss)
 
     @classmethod
@@ -42,19 +42,12 @@ class AE(nn.Module):
              loss: str = "bernoulli") -> "AE":
         """The conv VAE's layers with a latent_dim-wide code instead of (mu, log_var)."""
         rng = np.random.default_rng() if rng is None else rng
-        kw = dict(rng=rng, dtype=dtype)
-        encoder = conv_encoder(latent_dim, **kw)  # (B, latent)
-        decoder = nn.Sequential(
-            nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-            nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
-            nn.ConvTranspose2d(32, 1, 4, 2, 1, **kw))  # (B, 1, 28, 28)
+        encoder = conv_encoder(latent_dim, IMAGE_SHAPE, rng, dtype)  # (B, latent)
+        decoder = conv_decoder(latent_dim, rng, dtype)  # (B, 1, 28, 28)
         return cls(encoder, decoder, latent_dim, loss)
 
     def encode(self, x) -> Tensor:
-        if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-            raise ValueError(f"AE: expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
-        if not x.shape[0]:
-            raise ValueError(f"AE: an empty batch, shape {tuple(x.shape)}")
+        checks.batch(x, IMAGE_SHAPE, "AE")
         return self.encoder(x)  # (B, latent)
 
     def decode(self, z) -> Tensor:
@@ -66,8 +59,7 @@ class AE(nn.Module):
         B = x.shape[0]
         f = self.decode(self.encode(x))
         if self.loss_name == "bernoulli":
-            checks.probabilities(x.data if isinstance(x, Tensor) else np.asarray(x), "x",
-                                 "AE.loss")
+            checks.probabilities(as_tensor(x).data, "x", "AE.loss")
             rec = F.binary_cross_entropy_with_logits(f, x, reduction="sum") / B
         else:
             rec = F.mse_loss(f, x, reduction="sum") / B
@@ -75,5 +67,5 @@ class AE(nn.Module):
 
     def reconstruct(self, x) -> np.ndarray:
         with no_grad():
-            f = self.decode(self.encode(x if isinstance(x, Tensor) else Tensor(x)))
+            f = self.decode(self.encode(as_tensor(x)))
         return F.sigmoid(f).data if self.loss_name == "bernoulli" else np.clip(f.data, 0, 1)

@@ -1,6 +1,7 @@
 """Principal component analysis, in closed form and by gradient descent.
 
-The course's lecture notes ("PCA") write PCA as the linear autoencoder
+The lecture notes this library follows (not part of the repository: every equation used from
+them is stated here and in docs/derivations.md) write PCA as the linear autoencoder
 
     z = W x̄,    x̂ = Wᵀ z,    Σ_n ‖Wᵀ W x̄_n − x̄_n‖² → min over W,
 
@@ -18,7 +19,8 @@ Two ways to get there:
 - `PCA` solves it in closed form: eigendecomposition of C with `numpy.linalg.eigh` (C is
   symmetric, so eigh's real, sorted eigenvalues and orthonormal eigenvectors are the right tool;
   `eig` could return complex round-off and an unsorted, non-orthogonal basis).
-- `LinearAutoencoder` minimises the same objective with minivae's autodiff and Adam. It learns
+- `LinearAutoencoder` minimises the same objective with minivae's autodiff, trained by
+  train.fit like every other model (Adam; the whole data as one batch, or minibatches). It learns
   *a* basis of the same subspace — any W' = Q W with Q orthogonal (k, k) gives the same WᵀW —
   so compare the two by the principal angles between their row spaces
   (`largest_principal_angle`), not entry by entry.
@@ -41,8 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import minivae
-from minivae import nn, optim
+from minivae import nn
+from minivae.tensor import Tensor, as_tensor
 
 
 def _check_2d_float(X, name: str, D: int | None = None) -> np.ndarray:
@@ -145,9 +147,13 @@ class LinearAutoencoder(nn.Module):
     """The notes' PCA objective trained by gradient descent: one weight W (k, D), tied encoder
     and decoder, z = W (x − m), x̂ = Wᵀ z + m, loss = (1/N) Σ_n ‖Wᵀ W x̄_n − x̄_n‖².
 
-    The mean m is not learned: `fit` sets it to the data mean, as PCA does. The loss has no
-    spurious local minima (Baldi & Hornik 1989): every minimum spans the leading eigenvectors, and
-    there WᵀW is the orthogonal projector onto them, so the rows of W come out orthonormal too.
+    The mean m is not learned: `center(X)` sets it to the data mean, as PCA.fit does; then
+    train.fit trains W. The loss has no spurious local minima (Baldi & Hornik 1989): every
+    minimum spans the leading eigenvectors, and there WᵀW is the orthogonal projector onto them,
+    so the rows of W come out orthonormal too.
+
+        ae = LinearAutoencoder(D, k, rng=rng).center(X)
+        fit(ae, optim.Adam(ae.parameters(), lr=1e-2), X, X_test, epochs=300, batch_size=len(X))
     """
 
     def __init__(self, D: int, k: int, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -159,38 +165,26 @@ class LinearAutoencoder(nn.Module):
         self.weight = nn.Parameter((rng.standard_normal((k, D)) / np.sqrt(D)).astype(dtype))
         self.mean = np.zeros(D, dtype=dtype)        # a buffer, not a Parameter
 
-    def encode(self, x) -> minivae.Tensor:
+    def center(self, X: np.ndarray) -> "LinearAutoencoder":
+        """m = the mean of the data X (N, D), as PCA.fit sets it; returns the model."""
+        X = _check_2d_float(X, "LinearAutoencoder.center", D=self.D)
+        self.mean = X.mean(axis=0).astype(self.weight.dtype)  # (D,)
+        return self
+
+    def encode(self, x) -> Tensor:
         return (x - self.mean) @ self.weight.T      # (B, D) -> (B, k)
 
-    def decode(self, z) -> minivae.Tensor:
+    def decode(self, z) -> Tensor:
         return z @ self.weight + self.mean          # (B, k) -> (B, D)
 
-    def forward(self, x) -> minivae.Tensor:
+    def forward(self, x) -> Tensor:
         return self.decode(self.encode(x))          # (B, D)
 
-    def loss(self, x) -> minivae.Tensor:
-        """(1/B) Σ_n ‖x̂_n − x_n‖², the squared reconstruction error per sample."""
-        x = x if isinstance(x, minivae.Tensor) else minivae.Tensor(x)
-        return ((self(x) - x) ** 2).sum(axis=1).mean()
-
-    def fit(self, X: np.ndarray, steps: int = 1000, lr: float = 1e-2,
-            rng: np.random.Generator | None = None, batch_size: int | None = None) -> list[float]:
-        """Adam on the loss for `steps` steps, full batch unless `batch_size` is given (then
-        mini-batches drawn with `rng`). Sets the mean buffer to the data mean first. Returns the
-        loss at every step."""
-        X = _check_2d_float(X, "LinearAutoencoder.fit", D=self.D).astype(self.weight.dtype)
-        rng = np.random.default_rng() if rng is None else rng
-        self.mean = X.mean(axis=0)                  # (D,)
-        optimizer = optim.Adam(self.parameters(), lr=lr)
-        losses = []
-        for _ in range(steps):
-            batch = X if batch_size is None else X[rng.integers(0, len(X), size=batch_size)]
-            loss = self.loss(minivae.Tensor(batch))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        return losses
+    def loss(self, x, rng=None) -> tuple[Tensor, dict]:
+        """(1/B) Σ_n ‖x̂_n − x_n‖², the squared reconstruction error per sample, for train.fit
+        (`rng` is unused: the model is deterministic)."""
+        x = as_tensor(x)
+        return ((self(x) - x) ** 2).sum(axis=1).mean(), {}
 
     def extra_repr(self) -> str:
         return f"D={self.D}, k={self.k}"

@@ -38,7 +38,7 @@ from minivae import functional as F
 from minivae import nn
 from minivae.distributions import Bernoulli
 from minivae.kernels import gate
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
 
@@ -135,7 +135,7 @@ class PixelCNN(nn.Module):
 
     def _check(self, x, h) -> tuple[Tensor, Tensor | None]:
         """x as a binary (B, 1, H, W) Tensor in the model's dtype, h as (B, cond_dim) or None."""
-        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=self.dtype))
+        x = as_tensor(x, self.dtype)
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"PixelCNN: expected binary images of shape (B, 1, H, W), "
                              f"got {tuple(x.shape)}")
@@ -154,10 +154,10 @@ class PixelCNN(nn.Module):
         if h is None or tuple(np.shape(h)) != (n, self.cond_dim):
             raise ValueError(f"PixelCNN: h must have shape ({n}, {self.cond_dim}), got "
                              f"{None if h is None else tuple(np.shape(h))}")
-        return h if isinstance(h, Tensor) else Tensor(np.asarray(h, dtype=self.dtype))
+        return as_tensor(h, self.dtype)
 
     # ------------------------------------------------------------ sampling
-    def sample(self, n: int, rng: np.random.Generator | None = None, h=None, noise=None,
+    def sample(self, n: int, rng: np.random.Generator | None = None, *, h=None, noise=None,
                cached: bool = True, return_logits: bool = False):
         """n images (n, 1, H, W) of 0/1, pixel by pixel: x_i = [u_i < σ(logit_i)], with u the
         given `noise` (uniforms of that shape) or drawn from rng. cached=False: one full pass per

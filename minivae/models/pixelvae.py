@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivae import functional as F
-from minivae import nn, priors
+from minivae import checks, nn, priors
 from minivae.distributions import Normal
 from minivae.models.networks import IMAGE_SHAPE, conv_encoder
 from minivae.models.pixelcnn import PixelCNN
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 
 @dataclass
@@ -82,16 +82,12 @@ class PixelVAE(nn.Module):
     # ------------------------------------------------------------ the model
     def encode(self, x) -> Normal:
         """q(z|x) = N(mu, diag exp(log_var)), (B, latent) each.  x: (B, 1, 28, 28)."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"PixelVAE: expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
-                             f"got {tuple(x.shape)}")
-        if not x.shape[0]:
-            raise ValueError(f"PixelVAE: an empty batch, shape {tuple(x.shape)}")
+        checks.batch(x, self.image_shape, "PixelVAE")
         d = self.config.latent_dim
         if not d:  # the PixelCNN alone: z is the empty vector
             empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
             return Normal(empty, empty)
-        h = self.encoder(x if isinstance(x, Tensor) else Tensor(x))  # (B, 2·latent)
+        h = self.encoder(as_tensor(x))  # (B, 2·latent)
         return Normal(h[:, :d], h[:, d:])
 
     def log_likelihood(self, x, z) -> Tensor:
@@ -118,7 +114,7 @@ class PixelVAE(nn.Module):
     def log_joint(self, x, z) -> Tensor:
         """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
         x: (N, 1, 28, 28), z: (N, latent)."""
-        z = z if isinstance(z, Tensor) else Tensor(z)
+        z = as_tensor(z)
         return self.log_likelihood(x, z) + self.prior.log_prob(z)
 
     # ------------------------------------------------------------ using it
@@ -128,12 +124,12 @@ class PixelVAE(nn.Module):
         h = z if self.config.latent_dim else None
         return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached)
 
-    def sample(self, n: int, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True) -> np.ndarray:
         """n images from the model: z ~ p(z), then x ~ p(x|z)."""
         return self.decode(self.prior.sample(n, rng), rng, cached=cached)
 
     def reconstruct(self, x, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
         """The paper's "decompressions": z ~ q(z|x), then x' ~ p(x|z), (B, 1, 28, 28)."""
         with no_grad():
-            z = self.encode(x if isinstance(x, Tensor) else Tensor(x)).rsample(rng)
+            z = self.encode(as_tensor(x)).rsample(rng)
         return self.decode(z.data, rng, cached=cached)

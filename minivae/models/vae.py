@@ -16,16 +16,16 @@ ln q(z|x) − ln p(z) at the z the reconstruction used.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from minivae import nn, priors
-from minivae.distributions import Bernoulli, GaussianFixedVariance, Normal
-from minivae.models.networks import IMAGE_SHAPE, conv_encoder
-from minivae.tensor import Tensor, no_grad
-
-D = 784  # pixels per image
+from minivae import checks, nn, priors
+from minivae.distributions import Bernoulli, Normal, NormalFixedVariance
+from minivae.models.networks import (IMAGE_SHAPE, conv_decoder, conv_encoder, mlp_decoder,
+                                     mlp_encoder)
+from minivae.tensor import Tensor, as_tensor, no_grad
 
 
 @dataclass
@@ -56,11 +56,9 @@ class VAE(nn.Module):
             prior_data=None, **config) -> "VAE":
         """784-400-(20, 20) / 20-400-784 with ReLU: the pytorch/examples network."""
         rng = np.random.default_rng() if rng is None else rng
-        encoder = nn.Sequential(nn.Flatten(), nn.Linear(D, hidden, rng=rng, dtype=dtype),
-                                nn.ReLU(), nn.Linear(hidden, 2 * latent_dim, rng=rng, dtype=dtype))
-        decoder = nn.Sequential(nn.Linear(latent_dim, hidden, rng=rng, dtype=dtype), nn.ReLU(),
-                                nn.Linear(hidden, D, rng=rng, dtype=dtype),
-                                nn.Unflatten(1, IMAGE_SHAPE))
+        D = math.prod(IMAGE_SHAPE)
+        encoder = mlp_encoder([D, hidden, 2 * latent_dim], rng, dtype)  # (B, 2·latent)
+        decoder = mlp_decoder([latent_dim, hidden, D], IMAGE_SHAPE, rng, dtype)
         return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config), prior_data, rng)
 
     @classmethod
@@ -69,21 +67,14 @@ class VAE(nn.Module):
         """Encoder 1→32→64 channels by stride-2 4×4 convolutions (28→14→7), then a linear head;
         the decoder mirrors it with transposed convolutions."""
         rng = np.random.default_rng() if rng is None else rng
-        kw = dict(rng=rng, dtype=dtype)
-        encoder = conv_encoder(2 * latent_dim, **kw)  # (B, 2·latent)
-        decoder = nn.Sequential(
-            nn.Linear(latent_dim, 3136, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-            nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
-            nn.ConvTranspose2d(32, 1, 4, 2, 1, **kw))  # (B, 1, 28, 28)
+        encoder = conv_encoder(2 * latent_dim, IMAGE_SHAPE, rng, dtype)  # (B, 2·latent)
+        decoder = conv_decoder(latent_dim, rng, dtype)  # (B, 1, 28, 28)
         return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config), prior_data, rng)
 
     # ------------------------------------------------------------ the model
     def encode(self, x) -> Normal:
         """q(z|x) = N(mu, diag exp(log_var)).  x: (B, 1, 28, 28)."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-            raise ValueError(f"VAE: expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
-        if not x.shape[0]:
-            raise ValueError(f"VAE: an empty batch, shape {tuple(x.shape)}")
+        checks.batch(x, IMAGE_SHAPE, "VAE")
         h = self.encoder(x)  # (B, 2·latent)
         d = self.config.latent_dim
         return Normal(h[:, :d], h[:, d:])  # mu, log_var: (B, latent)
@@ -92,11 +83,11 @@ class VAE(nn.Module):
         """f(z): Bernoulli logits or Gaussian means, (B, 1, 28, 28)."""
         return self.decoder(z)
 
-    def likelihood(self, f) -> Bernoulli | GaussianFixedVariance:
+    def likelihood(self, f) -> Bernoulli | NormalFixedVariance:
         """p(x|z) from the decoder output f = f(z)."""
         if self.config.likelihood == "bernoulli":
             return Bernoulli(f)
-        return GaussianFixedVariance(f, self.config.c)
+        return NormalFixedVariance(f, self.config.c)
 
     def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
         """−ELBO in nats per image, and its two terms."""
@@ -111,7 +102,7 @@ class VAE(nn.Module):
     def log_joint(self, x, z) -> Tensor:
         """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
         x: (N, 1, 28, 28), z: (N, latent)."""
-        z = _as_tensor(z)
+        z = as_tensor(z)
         log_px_z = self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))  # (N,)
         return log_px_z + self.prior.log_prob(z)
 
@@ -125,13 +116,13 @@ class VAE(nn.Module):
     def reconstruct(self, x) -> np.ndarray:
         """E[x | z = mu(x)]: the decoder's mean at the posterior mean."""
         with no_grad():
-            return self.mean_image(self.decode(self.encode(_as_tensor(x)).mu))
+            return self.mean_image(self.decode(self.encode(as_tensor(x)).mu))
 
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Decoder means in [0, 1] for latent codes z of shape (N, latent)."""
         dtype = self.decoder.parameters()[0].dtype
         with no_grad():
-            return self.mean_image(self.decode(Tensor(np.asarray(z, dtype=dtype))))
+            return self.mean_image(self.decode(as_tensor(z, dtype)))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n images decoded from z ~ p(z), as means in [0, 1]."""
@@ -141,13 +132,10 @@ class VAE(nn.Module):
         """Decoded images along the straight line between mu(x_a) and mu(x_b):
         (B, steps, 1, 28, 28) for image batches x_a, x_b of shape (B, 1, 28, 28)."""
         with no_grad():
-            mu_a = self.encode(_as_tensor(x_a)).mu.data  # (B, latent)
-            mu_b = self.encode(_as_tensor(x_b)).mu.data
+            mu_a = self.encode(as_tensor(x_a)).mu.data  # (B, latent)
+            mu_b = self.encode(as_tensor(x_b)).mu.data
         t = np.linspace(0, 1, steps)[None, :, None]  # (1, steps, 1)
         z = (1 - t) * mu_a[:, None] + t * mu_b[:, None]  # (B, steps, latent)
         images = self.generate(z.reshape(-1, z.shape[-1]))  # (B·steps, 1, 28, 28)
         return images.reshape(len(mu_a), steps, *IMAGE_SHAPE)
 
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
