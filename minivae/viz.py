@@ -1,8 +1,8 @@
 """Pictures of models and training runs, written to PNG files, and the graph behind a loss.
 
 Every figure function takes plain numpy arrays and a `path`, writes one PNG at `DPI` dots per inch
-and returns the path it wrote. Images are (N, H, W) or (N, 1, H, W) with values in [0, 1] (28 × 28 for
-MNIST); values outside [0, 1] — a PCA reconstruction, say — are clipped for display.
+and returns the path it wrote. Images are (N, H, W) or (N, 1, H, W) with values in [0, 1] (28 × 28
+for MNIST); values outside [0, 1] — a PCA reconstruction, say — are clipped for display.
 
     image_grid(images, path)              samples in a grid
     reconstructions(x, x_hat, path)       inputs above their reconstructions

@@ -16,7 +16,9 @@ EDGE = re.compile(r"^\s*(n\d+) -> (n\d+);", re.M)
 
 def parse(source: str) -> tuple[dict, Counter]:
     """{node id: label} and the edges as a multiset of (source label, target label)."""
-    labels = dict(NODE.findall(source))
+    nodes = NODE.findall(source)
+    labels = dict(nodes)
+    assert len(labels) == len(nodes), "a node is declared twice"
     edges = Counter((labels[a], labels[b]) for a, b in EDGE.findall(source))
     return labels, edges
 
