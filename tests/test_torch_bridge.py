@@ -2,6 +2,7 @@
 (float64, within 1e-10), torch -> minivae -> torch keeps every tensor bit for bit, and anything
 unsupported is refused by name."""
 import io
+import os
 
 import numpy as np
 import pytest
@@ -201,3 +202,12 @@ def test_to_torch_leaves_torchs_random_state_alone():
     torch.manual_seed(0)
     to_torch(MODELS["vae-mlp"](0, np.float32))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_readme_snippet_runs():
+    """The README's "Going further" code block, as written there."""
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    with open(readme, encoding="utf-8") as f:
+        section = f.read().split("## Going further", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md: Going further", "exec"), {})
