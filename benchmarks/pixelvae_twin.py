@@ -2,11 +2,12 @@
 
     python benchmarks/pixelvae_twin.py [--data fashion-mnist] [--epochs 5] [--latent-dim 16]
 
-The twin mirrors minivae's modules one to one, with the same state-dict keys, so minivae's weights
-load into it: masks as fixed tensors (conv2d with W·mask), the same shift down, gates, z biases and
-encoder. Both train from the same initial weights on the same binarised batches with the same eps:
-the twin draws everything from a NumPy generator in the order minivae's `train.fit` does, so the
-two runs differ only by floating-point rounding. Prints, per epoch, each one's training seconds
+The twin is minivae's own network translated by `minivae.torch_bridge.to_torch` (the same modules
+and state-dict keys: masks as fixed tensors, conv2d with W·mask, the same shift down, gates, z
+biases and encoder), with the training objective written here. Both train from the same initial
+weights on the same binarised batches with the same eps: the twin draws everything from a NumPy
+generator in the order minivae's `train.fit` does, so the two runs differ only by floating-point
+rounding. Prints, per epoch, each one's training seconds
 (evaluation excluded) and test −ELBO, and at the end the difference and the time ratio at equal
 threads. tests/test_pixelvae_twin.py uses `twin` to check logits, loss and gradients agree.
 Needs torch (pip install torch); it is never a dependency of minivae.
@@ -23,74 +24,21 @@ from minivae.train import fit
 
 
 def twin(model: PixelVAE, dtype=None):
-    """A torch.nn.Module computing model's loss, with model's weights."""
+    """A torch.nn.Module computing model's loss, with model's weights: its encoder and PixelCNN
+    by minivae.torch_bridge, the training objective (KL weight, free bits) written here."""
     import torch
     from torch import nn
     from torch.nn import functional as F
 
-    def masked(conv):  # a minivae MaskedConv2d as (torch Conv2d, its mask as a tensor)
-        layer = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                          padding=conv.padding)
-        return layer, torch.from_numpy(np.ascontiguousarray(conv.mask))
-
-    def gate(x):
-        a, b = x.chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
-
-    def plus(a, linear, h):
-        return a if linear is None else a + linear(h)[:, :, None, None]
-
-    class GatedLayer(nn.Module):
-        def __init__(self, layer):
-            super().__init__()
-            self.last = layer.last
-            self.vertical, self.mask_v = masked(layer.vertical)
-            self.horizontal, self.mask_h = masked(layer.horizontal)
-            self.link = nn.Conv2d(layer.link.in_channels, layer.link.out_channels, 1)
-            self.out = (None if layer.out is None else
-                        nn.Conv2d(layer.out.in_channels, layer.out.out_channels, 1))
-            self.cond_v, self.cond_h = (None if c is None else
-                                        nn.Linear(c.in_features, c.out_features, bias=False)
-                                        for c in (layer.cond_v, layer.cond_h))
-
-        def conv(self, conv, mask, x):
-            return F.conv2d(x, conv.weight * mask.to(x.dtype), conv.bias, padding=conv.padding)
-
-        def forward(self, v, h_in, cond):
-            v_pre = self.conv(self.vertical, self.mask_v, v)
-            shifted = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # one row down, zeros on top
-            h_pre = self.conv(self.horizontal, self.mask_h, h_in) + self.link(shifted)
-            u = gate(plus(h_pre, self.cond_h, cond))
-            v_out = None if self.last else gate(plus(v_pre, self.cond_v, cond))
-            return v_out, (u if self.out is None else h_in + self.out(u))
-
-    class PixelCNN(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.layers = nn.ModuleList(GatedLayer(layer) for layer in net.layers)
-            head = net.head
-            self.head = nn.Module()
-            self.head.hidden = nn.Conv2d(head.hidden.in_channels, head.hidden.out_channels, 1)
-            self.head.cond = (None if head.cond is None else
-                              nn.Linear(head.cond.in_features, head.cond.out_features, bias=False))
-            self.head.logit = nn.Conv2d(head.logit.in_channels, 1, 1)
-
-        def forward(self, x, h=None):
-            v = h_stack = x
-            for layer in self.layers:
-                v, h_stack = layer(v, h_stack, h)
-            return self.head.logit(gate(plus(self.head.hidden(h_stack), self.head.cond, h)))
+    from minivae.torch_bridge import to_torch
 
     class TwinPixelVAE(nn.Module):
         def __init__(self):
             super().__init__()
             self.d = model.config.latent_dim
             if self.d:
-                linear = model.encoder[5]
-                self.encoder = nn.Sequential(
-                    nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-                    nn.Flatten(), nn.Linear(linear.in_features, linear.out_features))
-            self.decoder = PixelCNN(model.decoder)
+                self.encoder = to_torch(model.encoder)
+            self.decoder = to_torch(model.decoder)
 
         def loss(self, x, eps, kl_weight=1.0, free_bits=0.0):
             """(objective, rec, kl) per image, as PixelVAE.loss with the given eps (B, d)."""

@@ -1,8 +1,8 @@
-"""Pictures of models and training runs, written to PNG files.
+"""Pictures of models and training runs, written to PNG files, and the graph behind a loss.
 
-Every function takes plain numpy arrays and a `path`, writes one PNG at `DPI` dots per inch and
-returns the path it wrote. Images are (N, H, W) or (N, 1, H, W) with values in [0, 1] (28 × 28 for
-MNIST); values outside [0, 1] — a PCA reconstruction, say — are clipped for display.
+Every figure function takes plain numpy arrays and a `path`, writes one PNG at `DPI` dots per inch
+and returns the path it wrote. Images are (N, H, W) or (N, 1, H, W) with values in [0, 1] (28 × 28
+for MNIST); values outside [0, 1] — a PCA reconstruction, say — are clipped for display.
 
     image_grid(images, path)              samples in a grid
     reconstructions(x, x_hat, path)       inputs above their reconstructions
@@ -13,6 +13,8 @@ MNIST); values outside [0, 1] — a PCA reconstruction, say — are clipped for 
     loss_curves(history, path)            train/test losses per epoch
     eigen_images(components, path)        PCA components as images
     explained_variance(ratio, path)       cumulative explained variance of PCA
+    graph(tensor, path, names)            the ops and parameters that produced a tensor: Graphviz
+                                          DOT text, rendered to SVG/PNG when `dot` is installed
 
 matplotlib is imported only when a function runs (it is an optional dependency). The figures are
 `matplotlib.figure.Figure` objects drawn by the Agg canvas directly, never through pyplot: nothing
@@ -496,3 +498,95 @@ def explained_variance(ratio, path, title: str | None = None) -> str:
     ax.grid(alpha=0.3)
     ax.set_title(title or "PCA: variance explained by the first k components", fontsize=11)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------- the computation graph
+
+_RENDERED = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
+
+
+def graph(tensor: Tensor, path=None, names=None) -> str:
+    """The graph that produced `tensor`, as Graphviz DOT text: one node per op, labelled with the
+    op's Function and its output shape, one per leaf that requires a gradient (a parameter by its
+    `state_dict` name when `names` is given: a Module, or a dict or pairs of name -> Tensor), and
+    an edge from each input to the op that read it (twice for x * x). These are the nodes and
+    edges `backward()` walks; constants and data that need no gradient are left out.
+
+    With `path`, also write it: '.dot' or '.gv' the text itself (no dependency), '.svg', '.png' or
+    '.pdf' rendered by Graphviz's `dot` program (apt-get install graphviz; without it a
+    RuntimeError says so). Returns the DOT text."""
+    if hasattr(names, "named_parameters"):
+        names = names.named_parameters()
+    elif isinstance(names, dict):
+        names = names.items()
+    name_of = {id(t): name for name, t in (names or ())}
+
+    # Inputs before the ops that read them, by the same iterative depth-first search as backward()
+    order, visited, stack = [], set(), [(tensor, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((x, False) for x in reversed(_graph_inputs(node)))
+    ids = {id(node): f"n{i}" for i, node in enumerate(order)}
+
+    lines = ["digraph minivae {", '  node [fontname="Helvetica", fontsize=10];']
+    for node in order:
+        shape = str(tuple(node.shape))
+        if node._ctx is None:  # a leaf: a parameter, or another tensor that wants a gradient
+            label = f"{name_of.get(id(node), 'leaf')}\\n{shape}"
+            style = 'shape=box, style=filled, fillcolor="lightblue"'
+        else:
+            label = f"{node._fn.__name__}\\n{shape}"
+            style = 'shape=ellipse'
+        if node is tensor:
+            style += ', penwidth=2'
+        lines.append(f'  {ids[id(node)]} [label="{_dot_escape(label)}", {style}];')
+    for node in order:
+        lines += [f"  {ids[id(x)]} -> {ids[id(node)]};" for x in _graph_inputs(node)]
+    lines.append("}")
+    source = "\n".join(lines) + "\n"
+    if path is not None:
+        _write_graph(source, path)
+    return source
+
+
+def _graph_inputs(node: Tensor) -> list:
+    """The inputs of the op that made `node` that backward() follows (none for a leaf)."""
+    if node._ctx is None:
+        return []
+    ctx = node._ctx
+    return [x for x, needed in zip(ctx.inputs, ctx.needs_input_grad) if needed]
+
+
+def _dot_escape(label: str) -> str:
+    return label.replace('"', '\\"')
+
+
+def _write_graph(source: str, path) -> None:
+    import shutil
+    import subprocess
+
+    from minivae import files
+
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".dot", ".gv"):
+        payload = source.encode()
+    elif suffix in _RENDERED:
+        dot = shutil.which("dot")
+        if dot is None:
+            raise RuntimeError(f"graph: rendering {path} needs Graphviz's `dot` program "
+                               f"(apt-get install graphviz); a '.dot' path needs nothing")
+        payload = subprocess.run([dot, f"-T{_RENDERED[suffix]}"], input=source.encode(),
+                                 capture_output=True, check=True).stdout
+    else:
+        raise ValueError(f"graph: path must end in .dot, .gv, .svg, .png or .pdf, got {path!r}")
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with files.atomic_write(path) as f:
+        f.write(payload)
