@@ -230,17 +230,17 @@ def report(model, runs):
     medians = {name: [statistics.median(epoch) for epoch in zip(*(r["seconds"] for r in rs))]
                for name, rs in runs.items()}
     epochs = len(next(iter(medians.values())))
-    print(f"\n{model}" + "".join(f"{'epoch ' + str(e + 1):>10}" for e in range(epochs))
+    print(f"\n{model:<26}" + "".join(f"{'epoch ' + str(e + 1):>10}" for e in range(epochs))
           + "   last/first   last epoch's train loss")
     for name, seconds in medians.items():
         loss = statistics.median(r["loss"] for r in runs[name])
-        print(f"  {name:<20}" + "".join(f"{s:10.2f}" for s in seconds)
+        print(f"  {name:<24}" + "".join(f"{s:10.2f}" for s in seconds)
               + f"{seconds[-1] / seconds[0]:13.2f}{loss:19.2f}")
     if "PyTorch" in medians:
         for name, seconds in medians.items():
             if name != "PyTorch":
                 ratios = [s / t for s, t in zip(seconds, medians["PyTorch"])]
-                print(f"  {name + ' / PyTorch':<20}" + "".join(f"{q:10.2f}" for q in ratios))
+                print(f"  {name + ' / PyTorch':<24}" + "".join(f"{q:10.2f}" for q in ratios))
 
 
 if __name__ == "__main__":

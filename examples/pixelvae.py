@@ -45,16 +45,8 @@ def main():
                         help="epochs over which the KL weight rises linearly to beta")
     parser.add_argument("--free-bits", type=cli.non_negative_float, default=0.0,
                         help="nats of KL per latent dimension charged at least")
-    parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
-                        help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
-    parser.add_argument("--prior-components", type=cli.positive_int, default=10,
-                        help="components K of a learned prior")
-    parser.add_argument("--iwae-k", type=cli.non_negative_int, default=100,
-                        help="samples for -log p(x); 0 = skip")
-    parser.add_argument("--iwae-k-large", type=cli.non_negative_int, default=0,
-                        help="also -log p(x) with this many samples on the first 100 test images")
-    parser.add_argument("--iwae-images", type=cli.positive_int, default=None,
-                        help="estimate -log p(x) on the first N test images only (default all)")
+    cli.add_prior_flags(parser)
+    cli.add_iwae_flags(parser)
     parser.add_argument("--time-samples", type=cli.non_negative_int, default=64,
                         help="images to draw when timing the cached and naive samplers; 0 = skip")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)

@@ -34,17 +34,9 @@ def main():
                         help="variance of the Gaussian decoder")
     parser.add_argument("--beta", type=cli.non_negative_float, default=1.0,
                         help="weight of the KL term")
-    parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
-                        help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
-    parser.add_argument("--prior-components", type=cli.positive_int, default=10,
-                        help="components K of a learned prior")
+    cli.add_prior_flags(parser)
     parser.add_argument("--binarize", action="store_true", help="dynamic binarisation")
-    parser.add_argument("--iwae-k", type=cli.non_negative_int, default=100,
-                        help="samples for -log p(x); 0 = skip")
-    parser.add_argument("--iwae-k-large", type=cli.non_negative_int, default=0,
-                        help="also -log p(x) with this many samples on the first 100 test images")
-    parser.add_argument("--iwae-images", type=cli.positive_int, default=None,
-                        help="estimate -log p(x) on the first N test images only (default all)")
+    cli.add_iwae_flags(parser)
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default=None, help="default runs/vae or runs/conv-vae")
     parser.add_argument("--resume", action="store_true")

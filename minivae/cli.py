@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from minivae import priors
 from minivae.files import check_writable
 
 
@@ -61,3 +62,21 @@ def output_folder(parser: argparse.ArgumentParser, path: str) -> str:
     except OSError as e:
         parser.error(f"--out: {e}")
     return path
+
+
+def add_prior_flags(parser: argparse.ArgumentParser) -> None:
+    """--prior and --prior-components, for the examples whose model takes a learned p(z)."""
+    parser.add_argument("--prior", default="standard", choices=priors.PRIORS,
+                        help="p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior")
+    parser.add_argument("--prior-components", type=positive_int, default=10,
+                        help="components K of a learned prior")
+
+
+def add_iwae_flags(parser: argparse.ArgumentParser) -> None:
+    """--iwae-k, --iwae-k-large and --iwae-images: the estimates of -ln p(x) (metrics.iwae_report)."""
+    parser.add_argument("--iwae-k", type=non_negative_int, default=100,
+                        help="samples for -log p(x); 0 = skip")
+    parser.add_argument("--iwae-k-large", type=non_negative_int, default=0,
+                        help="also -log p(x) with this many samples on the first 100 test images")
+    parser.add_argument("--iwae-images", type=positive_int, default=None,
+                        help="estimate -log p(x) on the first N test images only (default all)")

@@ -153,20 +153,7 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {self.shape}")
 
-        # Topological order by an iterative depth-first search: a node is appended after all its
-        # inputs, so reversing the list visits every node before the nodes it depends on.
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            node, inputs_done = stack.pop()
-            if inputs_done:
-                order.append(node)
-            elif id(node) not in visited:
-                visited.add(id(node))
-                stack.append((node, True))
-                if node._ctx is not None:  # follow the edges recorded when the op ran
-                    ctx = node._ctx
-                    stack.extend((x, False) for x, needed in zip(ctx.inputs, ctx.needs_input_grad)
-                                 if needed)
+        order = topological_order(self)  # every node after its inputs
 
         # Reverse sweep: pass each node's gradient to its inputs; `+=` handles fan-out.
         grads = {id(self): grad}
@@ -235,6 +222,31 @@ class Tensor:
 
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def graph_inputs(node: Tensor) -> list:
+    """The inputs of the op that made `node` that need a gradient: the edges backward() follows
+    (none for a leaf)."""
+    if node._ctx is None:
+        return []
+    ctx = node._ctx
+    return [x for x, needed in zip(ctx.inputs, ctx.needs_input_grad) if needed]
+
+
+def topological_order(root: Tensor) -> list:
+    """Every node that `root` was computed from through graph_inputs, each after all of its
+    inputs, so that the reversed list visits every node before those it depends on. An iterative
+    depth-first search: a deep graph cannot overflow Python's stack."""
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((x, False) for x in graph_inputs(node))
+    return order
 
 
 # functional.py defines the ops on top of Tensor and Function, so it is imported after them.

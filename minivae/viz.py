@@ -36,7 +36,7 @@ import os
 
 import numpy as np
 
-from minivae.tensor import Tensor, no_grad
+from minivae.tensor import Tensor, graph_inputs, no_grad, topological_order
 
 DPI = 100
 _PAD = 2  # pixels of background between the images of a mosaic
@@ -343,7 +343,8 @@ def prior_density(z, labels, priors: dict, path, title: str | None = None, n: in
     prior's density, one panel per entry of `priors`: {name: p} with p.log_prob mapping points
     (G, 2) to ln p (G,), as an array or a minivae Tensor (it runs under no_grad) - the priors of
     minivae.priors, say. The panels share one extent, the codes' and N(0, I)'s, so the priors
-    can be compared: where a learned prior puts its mass against where the codes are."""
+    can be compared: where a learned prior puts its mass against where the codes are. The grey
+    levels are ln p in steps of one nat below each prior's peak."""
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] != 2 or len(z) < 2:
         raise ValueError(f"prior_density: expected 2-D codes of shape (N, 2), got {z.shape}")
@@ -359,14 +360,19 @@ def prior_density(z, labels, priors: dict, path, title: str | None = None, n: in
     grid = np.stack(np.meshgrid(u, v), axis=-1).reshape(-1, 2)  # (n², 2)
     size = float(np.clip(8000 / len(z), 2, 12))
 
-    fig = _figure(4.6 * len(priors), 4.6, layout="constrained")
+    aspect = float(np.clip((v[-1] - v[0]) / (u[-1] - u[0]), 0.4, 1.5))  # height / width
+    fig = _figure(4.6 * len(priors), 4.6 * aspect + 0.9, layout="constrained")
     for i, (name, prior) in enumerate(priors.items()):
         ax = fig.add_subplot(1, len(priors), i + 1)
         with no_grad():
             log_p = prior.log_prob(grid.astype(np.float32))  # (n²,)
         log_p = log_p.data if isinstance(log_p, Tensor) else np.asarray(log_p)
-        density = np.exp(log_p.astype(np.float64)).reshape(n, n)
-        ax.contourf(u, v, density, levels=12, cmap="Greys", alpha=0.8)
+        log_p = log_p.astype(np.float64).reshape(n, n)
+        # Contours of ln p over the 8 nats below its peak: a density's peaks would hide the
+        # broad mass of a learned mixture on a linear scale.
+        peak = log_p.max()
+        ax.contourf(u, v, np.maximum(log_p, peak - 8.0), levels=np.linspace(peak - 8.0, peak, 9),
+                    cmap="Greys", alpha=0.8)
         colours = None if labels is None else np.asarray(labels)
         ax.scatter(z[:, 0], z[:, 1], s=size, c=colours, cmap="tab10", vmin=-0.5, vmax=9.5,
                    alpha=0.6, linewidths=0, rasterized=True)
@@ -521,16 +527,7 @@ def graph(tensor: Tensor, path=None, names=None) -> str:
         names = names.items()
     name_of = {id(t): name for name, t in (names or ())}
 
-    # Inputs before the ops that read them, by the same iterative depth-first search as backward()
-    order, visited, stack = [], set(), [(tensor, False)]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-        elif id(node) not in visited:
-            visited.add(id(node))
-            stack.append((node, True))
-            stack.extend((x, False) for x in reversed(_graph_inputs(node)))
+    order = topological_order(tensor)  # inputs before the ops that read them, as backward()
     ids = {id(node): f"n{i}" for i, node in enumerate(order)}
 
     lines = ["digraph minivae {", '  node [fontname="Helvetica", fontsize=10];']
@@ -546,20 +543,12 @@ def graph(tensor: Tensor, path=None, names=None) -> str:
             style += ', penwidth=2'
         lines.append(f'  {ids[id(node)]} [label="{_dot_escape(label)}", {style}];')
     for node in order:
-        lines += [f"  {ids[id(x)]} -> {ids[id(node)]};" for x in _graph_inputs(node)]
+        lines += [f"  {ids[id(x)]} -> {ids[id(node)]};" for x in graph_inputs(node)]
     lines.append("}")
     source = "\n".join(lines) + "\n"
     if path is not None:
         _write_graph(source, path)
     return source
-
-
-def _graph_inputs(node: Tensor) -> list:
-    """The inputs of the op that made `node` that backward() follows (none for a leaf)."""
-    if node._ctx is None:
-        return []
-    ctx = node._ctx
-    return [x for x, needed in zip(ctx.inputs, ctx.needs_input_grad) if needed]
 
 
 def _dot_escape(label: str) -> str:

@@ -235,6 +235,23 @@ def test_latent_scatter_rejects_bad_shapes(tmp_path, z, labels, prior):
         viz.latent_scatter(z, labels, tmp_path / "bad.png", prior=prior)
 
 
+def test_prior_density_draws_each_prior_and_rejects_bad_input(tmp_path):
+    from minivae import priors
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((300, 2)) * [3, 1]
+    shown = {"N(0, I)": priors.StandardPrior(2), "mixture": priors.MixturePrior(2, 4, rng=rng),
+             "an array function": type("P", (), {"log_prob": staticmethod(
+                 lambda g: -0.5 * (g ** 2).sum(axis=1))})()}
+    path = viz.prior_density(z, rng.integers(0, 10, 300), shown, tmp_path / "p.png", title="t")
+    height, width = png_shape(path)
+    assert width > 2.5 * height  # three panels side by side
+    for bad_z, labels, bad_priors in [(z[:, :1], None, shown), (z, np.zeros(5), shown),
+                                       (z, None, {})]:
+        with pytest.raises(ValueError, match="prior_density"):
+            viz.prior_density(bad_z, labels, bad_priors, tmp_path / "q.png")
+    assert not (tmp_path / "q.png").exists()
+
+
 def test_loss_curves(tmp_path):
     history = [{"epoch": e, "train_loss": 200 / e + 90, "test_loss": 210 / e + 92,
                 "test_rec": 150 / e + 70, "test_kl": 22 + 1 / e, "seconds": 3.0}
