@@ -591,7 +591,7 @@ mixture_vae = VAE.mlp(latent_dim=2, prior="mixture", prior_components=10,
 n_train, epochs = (1000, 1) if FAST else (len(x_train), 10)
 fit(mixture_vae, optim.Adam(mixture_vae.parameters(), lr=1e-3), x_train[:n_train], x_test,
     epochs=epochs, batch_size=128, seed=0)
-show(viz.prior_density(encode_all(mixture_vae, x_test)[0], y_test,
+show(viz.prior_density(encode_all(mixture_vae, x_test).mu.data, y_test,
                        {"N(0, I)": priors.StandardPrior(2), "learned mixture": mixture_vae.prior},
                        picture("learned_prior.png"), title="E[z|x] of test digits over p(z)"))
 
