@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from minivae import cli, data, optim, priors, viz
+from minivae import cli, data, optim, viz
 from minivae.files import write_json
 from minivae.metrics import bits_per_dim, encode_all, iwae_report, posterior_stats, prior_mmd
 from minivae.models.vae import VAE
@@ -100,16 +100,7 @@ def draw(model, x_test, y_test, history, out):
         written.append(viz.manifold(model.generate,
                                     os.path.join(out, "manifold.png"),
                                     title="decoded grid of the 2-D latent space"))
-        prior = model.config.prior  # the codes over N(0, I), and over the learned prior
-        shown = {"N(0, I)": priors.StandardPrior(2)} | (
-            {f"learned: {prior}": model.prior} if prior != "standard" else {})
-        written.append(viz.prior_density(encode_all(model, x_test).mu.data, y_test, shown,
-                                         os.path.join(out, "prior_density.png"),
-                                         title="E[z|x] of test digits over the prior's density"))
-    if model.config.prior == "vamp":
-        written.append(viz.image_grid(np.clip(model.prior.pseudo_inputs.data, 0, 1),
-                                      os.path.join(out, "pseudo_inputs.png"),
-                                      title="the VampPrior's learned pseudo-inputs u_k"))
+    written += viz.prior_figures(model, x_test, y_test, out)
     print("wrote " + ", ".join(written))
 
 

@@ -36,6 +36,8 @@ import os
 
 import numpy as np
 
+from minivae.metrics import encode_all
+from minivae.priors import StandardPrior
 from minivae.tensor import Tensor, graph_inputs, no_grad, topological_order
 
 DPI = 100
@@ -383,6 +385,25 @@ def prior_density(z, labels, priors: dict, path, title: str | None = None, n: in
     if title:
         fig.suptitle(title, fontsize=11)
     return _save(fig, path)
+
+
+def prior_figures(model, x: np.ndarray, labels, out: str) -> list[str]:
+    """The pictures of a latent model's prior, written into the folder `out`; the paths written.
+    With a 2-D latent, prior_density.png: the codes E[z|x] of the images x over N(0, I) and, for a
+    learned prior, over it too. With the VampPrior, pseudo_inputs.png: its pseudo-inputs u_k as
+    images (clipped to [0, 1] for display; they are free parameters)."""
+    name, written = model.config.prior, []
+    if model.config.latent_dim == 2:
+        shown = {"N(0, I)": StandardPrior(2)} | (
+            {f"learned: {name}": model.prior} if name != "standard" else {})
+        written.append(prior_density(encode_all(model, x).mu.data, labels, shown,
+                                     os.path.join(out, "prior_density.png"),
+                                     title="E[z|x] of test digits over the prior's density"))
+    if name == "vamp":
+        written.append(image_grid(np.clip(model.prior.pseudo_inputs.data, 0, 1),
+                                  os.path.join(out, "pseudo_inputs.png"),
+                                  title="the VampPrior's learned pseudo-inputs u_k"))
+    return written
 
 
 # Keys of a history dict that loss_curves plots: a split prefix and a quantity.
