@@ -5,10 +5,11 @@
     python examples/aae.py --prior all              # each prior in turn, then one table
     python examples/aae.py --data fashion-mnist --epochs 10
 
-For each prior, writes to --out (default runs/aae-<prior>; with --prior all and --out DIR, to
-DIR/<prior>): latent.png (encoded test digits over prior samples), samples.png (decoded prior
-samples), reconstructions.png, loss.png, adversarial.png, mmd.png, vae_latent.png, metrics.json,
-history.json and checkpoint.npz; --resume continues an interrupted run from its checkpoint.
+For each prior, writes to --out (default runs/aae, runs/aae-radial, ...; with --prior all, to
+runs/aae-all/<prior>): latent.png (encoded test digits over prior samples), samples.png (decoded
+prior samples), reconstructions.png, loss.png, adversarial.png, mmd.png, vae_latent.png, metrics.json,
+history.json and checkpoint.npz; --resume continues an interrupted run from its checkpoint,
+--overwrite replaces a run.
 
 How close the codes come to the prior is one number, the squared MMD (RBF kernel, bandwidth by
 the median heuristic on prior samples) between encoded test digits and as many prior samples,
@@ -33,7 +34,7 @@ MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = medi
                  "distance of a separate prior sample of the same size")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--prior", default="gaussian", choices=[*priors.NAMES, "all"])
@@ -53,18 +54,20 @@ def main():
                         help="test codes in the MMD")
     parser.add_argument("--vae-epochs", type=cli.non_negative_int, default=None,
                         help="epochs of the comparison VAE (default --epochs; 0 = skip it)")
-    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
-    parser.add_argument("--out", default=None, help="default runs/aae-<prior>")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args()
+    cli.add_run_flags(parser)
+    args = cli.parse_run(parser, "aae", argv, skip=("vae_epochs",))
     chosen = list(priors.NAMES) if args.prior == "all" else [args.prior]
     for name in chosen:  # refuse a prior that does not fit before training anything
         try:
             priors.make(name, args.latent_dim)
         except ValueError as e:
             parser.error(str(e))
-        cli.output_folder(parser, out_folder(args, name))  # every one, before any training
+        cli.run_folder(parser, args, out_folder(args, name))  # every one, before any training
+    with cli.session(args):
+        run_all(args, chosen)
 
+
+def run_all(args, chosen: list[str]):
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
     print(f"{args.data}: {len(x_train)} training and {len(x_test)} test images")
@@ -78,9 +81,8 @@ def main():
 
 
 def out_folder(args, prior) -> str:
-    """runs/aae-<prior> by default; --out DIR, or DIR/<prior> with --prior all."""
-    if not args.out:
-        return os.path.join("runs", f"aae-{prior}")
+    """The run's folder (runs/aae, runs/aae-radial, ... by default), or with --prior all its
+    subfolder for each prior (runs/aae-all/gaussian, ...)."""
     return os.path.join(args.out, prior) if args.prior == "all" else args.out
 
 
@@ -95,7 +97,8 @@ def run(args, prior, out, x_train, y_train, x_test, y_test, vae) -> dict:
     optimizers = model.optimizers()  # one per phase of the step
     history = fit(model, optimizers, x_train, x_test, y_train=y_train, y_test=y_test,
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out=out,
-                  resume=args.resume, step=model.step, evaluation=model.evaluate,
+                  resume=args.resume, overwrite=args.overwrite, step=model.step,
+                  evaluation=model.evaluate, settings={"dataset": args.data},
                   on_step=linear_decay(optimizers, model.config.lr_decay, args.epochs))
     last = history[-1]
     metrics = {"data": args.data, "model": "mlp-aae", "prior": prior,

@@ -5,7 +5,8 @@
     python examples/autoencoder.py --latent-dim 2
 
 The loss is the Bernoulli negative log-likelihood of the pixels, nats per image (--loss mse for the
-notes' squared error). Writes figures, metrics.json, history.json and checkpoint.npz to --out.
+notes' squared error). Writes figures, metrics.json, history.json and checkpoint.npz to --out
+(default runs/ae, runs/ae-conv, ...: one folder for each setting).
 """
 import argparse
 import os
@@ -19,7 +20,7 @@ from minivae.models.ae import AE
 from minivae.train import fit
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional autoencoder")
@@ -28,13 +29,14 @@ def main():
     parser.add_argument("--latent-dim", type=cli.positive_int, default=20)
     parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
     parser.add_argument("--loss", default="bernoulli", choices=["bernoulli", "mse"])
-    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
-    parser.add_argument("--out", default=None, help="default runs/autoencoder or runs/conv-ae")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args()
-    out = cli.output_folder(parser, args.out or os.path.join("runs", "conv-ae" if args.conv
-                                                             else "autoencoder"))
+    cli.add_run_flags(parser)
+    args = cli.parse_run(parser, "ae", argv)
+    with cli.session(args):
+        run(args)
 
+
+def run(args):
+    out = args.out
     (x_train, _), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)
     print(f"{args.data}: {len(x_train)} training and {len(x_test)} test images")
@@ -44,7 +46,7 @@ def main():
     print(model)
     history = fit(model, optim.Adam(model.parameters(), lr=args.lr), x_train, x_test,
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, out=out,
-                  resume=args.resume)
+                  resume=args.resume, overwrite=args.overwrite, settings={"dataset": args.data})
     last = history[-1]
     metrics = {"data": args.data, "model": "conv-ae" if args.conv else "mlp-ae",
                "latent_dim": args.latent_dim, "loss": args.loss,

@@ -28,16 +28,23 @@ def two_moons(n: int, noise: float, rng: np.random.Generator):
     return x.astype(np.float32), y.astype(np.float32)  # (n, 2), (n,)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=cli.positive_int, default=30)
     parser.add_argument("--batch-size", type=cli.positive_int, default=64)
     parser.add_argument("--lr", type=cli.positive_float, default=1e-2)
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--out", default="runs/mlp", help="folder for the figure and weights")
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true",
+                        help="show the whole traceback of an error, not one line")
+    cli.show_defaults(parser)
+    args = parser.parse_args(argv)
     cli.output_folder(parser, args.out)
+    with cli.session(args):
+        run(args)
 
+
+def run(args):
     rng = np.random.default_rng(args.seed)
     x_train, y_train = two_moons(2000, 0.15, rng)
     x_test, y_test = two_moons(500, 0.15, rng)

@@ -1,14 +1,15 @@
 """Fit PCA to digit images and draw what it finds: eigen-images, explained variance, codes.
 
     python examples/pca.py                          # mnist-5k, 50 components: a few seconds
-    python examples/pca.py --data fashion-mnist --latent-dim 20 --out runs/pca-fashion
+    python examples/pca.py --data fashion-mnist --latent-dim 20   # writes runs/pca-fashion-mnist-z20
 
 PCA is the linear autoencoder of the lecture notes, solved in closed form (minivae/models/pca.py):
 z = W (x − m), x̂ = Wᵀ z + m with W the leading eigenvectors of the training covariance. The
 script fits it on the training images (flattened to 784 pixels in [0, 1]), prints the fraction of
 variance explained by 10, 50 and 100 components and the test reconstruction error — a squared
 error summed over the 784 pixels, averaged over images; PCA has no likelihood, so these are not
-nats — and writes figures and metrics.json to --out.
+nats — and writes figures, metrics.json and checkpoint.npz (minivae.load_run reloads the fitted
+PCA) to --out.
 """
 import argparse
 import os
@@ -16,21 +17,18 @@ import time
 
 import numpy as np
 
-from minivae import cli, data, optim
+from minivae import checkpoint, cli, data, optim
 from minivae.files import write_json
 from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
 from minivae.train import fit
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k",
                         choices=["mnist-5k", "mnist", "fashion-mnist"])
     parser.add_argument("--latent-dim", type=cli.positive_int, default=50,
                         help="number of principal components")
-    parser.add_argument("--seed", type=cli.non_negative_int, default=0,
-                        help="picks the test images shown")
-    parser.add_argument("--out", default="runs/pca", help="folder for the figures and metrics.json")
     parser.add_argument("--linear-ae-steps", type=cli.non_negative_int, default=0,
                         help="also train the gradient-descent twin (LinearAutoencoder, full-batch "
                              "Adam) for this many steps and compare it with PCA (slow: ~0.1 s a "
@@ -41,10 +39,14 @@ def main():
     parser.add_argument("--batch-size", type=cli.positive_int, default=None,
                         help="unused: PCA is fitted in closed form (accepted for uniformity "
                              "with the other examples)")
-    args = parser.parse_args()
-    cli.output_folder(parser, args.out)
-    rng = np.random.default_rng(args.seed)
+    cli.add_run_flags(parser, resumable=False)  # --seed picks the test images shown and the linear AE's start
+    args = cli.parse_run(parser, "pca", argv, skip=("batch_size",))
+    with cli.session(args):
+        run(args)
 
+
+def run(args):
+    rng = np.random.default_rng(args.seed)
     (x_train, y_train), (x_test, y_test) = data.load(args.data)   # uint8 (N, 28, 28)
     x_train = data.to_float(x_train).reshape(len(x_train), -1)     # (N, 784) in [0, 1]
     x_test = data.to_float(x_test).reshape(len(x_test), -1)        # (M, 784)
@@ -71,6 +73,9 @@ def main():
         compare_linear_autoencoder(pca, x_train, x_test, args.linear_ae_steps, rng, args.seed)
 
     os.makedirs(args.out, exist_ok=True)
+    checkpoint.save_model(os.path.join(args.out, "checkpoint.npz"), pca,  # for runs.load_run
+                          {"settings": {"model": "PCA", "config": pca.config,
+                                        "dataset": args.data, "seed": args.seed}})
     metrics = {
         "model": "pca", "data": args.data, "latent_dim": k,
         "test_loss": test_rec, "test_rec": test_rec, "test_kl": None, "train_rec": train_rec,

@@ -10,9 +10,10 @@ Training binarises every batch afresh (dynamic binarisation); the test set is bi
 the seed that `examples/vae.py --binarize` uses, so the two examples' NLLs are comparable. Prints
 and writes to metrics.json the test −ELBO with its rec and KL terms (always with β = 1 and no free
 bits), −ln p(x) by importance sampling, bits/dim, the active units, seconds per epoch, and the
-seconds to draw 64 samples with the cached sampler and the naive one. Figures in --out (default
-runs/pixelvae): samples, decompressions of test digits, one z with several pixel-noise draws, and
-the loss curves.
+seconds to draw --time-samples images with the cached sampler and the naive one. Figures in --out
+(default runs/pixelvae, runs/pixelvae-z0 for the PixelCNN alone, ...: one folder for each
+setting; --resume continues a run, --overwrite replaces it): samples, decompressions of test
+digits, one z with several pixel-noise draws, and the loss curves.
 """
 import argparse
 import os
@@ -27,7 +28,7 @@ from minivae.models.pixelvae import PixelVAE
 from minivae.train import fit
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--epochs", type=cli.positive_int, default=30)
@@ -48,15 +49,28 @@ def main():
     parser.add_argument("--free-bits", type=cli.non_negative_float, default=0.25,
                         help="nats of KL per latent dimension charged at least (training only)")
     cli.add_prior_flags(parser)
-    cli.add_iwae_flags(parser)
-    parser.add_argument("--time-samples", type=cli.non_negative_int, default=64,
-                        help="images to draw when timing the cached and naive samplers; 0 = skip")
-    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
-    parser.add_argument("--out", default=os.path.join("runs", "pixelvae"))
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args()
-    cli.output_folder(parser, args.out)
+    cli.add_iwae_flags(parser, k=100, images=100)
+    parser.add_argument("--time-samples", type=cli.non_negative_int, default=8,
+                        help="images to draw when timing the cached and naive samplers (the "
+                             "README's figure: 64); 0 = skip")
+    cli.add_run_flags(parser)
+    args = cli.parse_run(parser, "pixelvae", argv, check=contradictions)
+    with cli.session(args):
+        run(args)
 
+
+def contradictions(args) -> str:
+    """What the flags ask that cannot be done: '' if nothing."""
+    if not args.latent_dim:
+        for flag, value, default in [("--prior", args.prior, "standard"),
+                                     ("--prior-components", args.prior_components, 10),
+                                     ("--iwae-k-large", args.iwae_k_large, 0)]:
+            if value != default:
+                return f"{flag} needs a latent: --latent-dim 0 is the PixelCNN alone"
+    return cli.contradictions(args)
+
+
+def run(args):
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
     print(f"{args.data}: {len(x_train)} training and {len(x_test)} test images, binarised")
@@ -69,7 +83,8 @@ def main():
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     history = fit(model, optimizer, x_train, x_test, epochs=args.epochs,
                   batch_size=args.batch_size, seed=args.seed, out=args.out, resume=args.resume,
-                  binarize=True, on_step=model.schedule)
+                  overwrite=args.overwrite, binarize=True, on_step=model.schedule,
+                  settings={"dataset": args.data})
     x_test = data.binarize(x_test, np.random.default_rng([args.seed, 1]))  # as fit evaluated it
 
     last = history[-1]
@@ -89,14 +104,17 @@ def main():
                                    args.iwae_images))
         nll = metrics.get("iwae_nll", nll)
     metrics["bits_per_dim"] = bits_per_dim(nll)
-    metrics.update(posterior_stats(model, x_test))
     if args.latent_dim:
+        metrics.update(posterior_stats(model, x_test))
         metrics.update(prior_mmd(model, x_test, np.random.default_rng(3)))
     if args.time_samples:
         metrics.update(time_samplers(model, args.time_samples))
+    nll_name = "-log p(x)" if "iwae_nll" in metrics else "-ELBO (no IWAE: --iwae-k 0)"
+    units = (f"; active units {metrics['active_units']}/{args.latent_dim}" if args.latent_dim
+             else "")
     print(f"test -ELBO {metrics['test_loss']:.2f} nats/image = rec {metrics['test_rec']:.2f} "
-          f"+ KL {metrics['test_kl']:.2f}; -log p(x) {nll:.2f} = {metrics['bits_per_dim']:.4f} "
-          f"bits/dim; active units {metrics['active_units']}/{args.latent_dim}")
+          f"+ KL {metrics['test_kl']:.2f}; {nll_name} {nll:.2f} = "
+          f"{metrics['bits_per_dim']:.4f} bits/dim{units}")
     write_json(os.path.join(args.out, "metrics.json"), metrics)
     draw(model, x_test, y_test, history, args.out)
 
@@ -110,7 +128,7 @@ def time_samplers(model, n: int) -> dict:
     seconds, images = {}, {}
     for name, cached in [("cached", True), ("naive", False)]:
         start = time.perf_counter()
-        images[name] = model.decode(z, None, noise=noise, cached=cached)
+        images[name] = model.decode(z, None, noise=noise, cached=cached, progress=not cached)
         seconds[name] = time.perf_counter() - start
     same = bool(np.array_equal(images["cached"], images["naive"]))
     print(f"{n} samples: cached {seconds['cached']:.2f}s, naive {seconds['naive']:.1f}s "
@@ -121,9 +139,10 @@ def time_samplers(model, n: int) -> dict:
 
 def draw(model, x_test, y_test, history, out):
     rng = np.random.default_rng(0)
-    prior = model.config.prior
+    title = (f"samples: z ~ p(z) ({model.config.prior}), then x ~ p(x|z) pixel by pixel"
+             if model.config.latent_dim else "samples of the PixelCNN alone, pixel by pixel")
     written = [viz.image_grid(model.sample(64, rng), os.path.join(out, "samples.png"),
-                              title=f"samples: z ~ p(z) ({prior}), then x ~ p(x|z) pixel by pixel"),
+                              title=title),
                viz.loss_curves(history, os.path.join(out, "loss.png"),
                                title="-ELBO, nats per image")]
     if model.config.latent_dim:

@@ -6,8 +6,10 @@
     python examples/vae.py --prior vamp         # a learned prior: 'mixture' or 'vamp'
     python examples/vae.py --data fashion-mnist --epochs 10
 
-Writes to --out (default runs/vae or runs/conv-vae): figures (PNG), metrics.json, history.json and
-checkpoint.npz; --resume continues an interrupted run from its checkpoint.
+Writes to --out (default runs/vae, or runs/vae-conv, runs/vae-z2, runs/vae-vamp...: one folder for
+each setting): figures (PNG), metrics.json, history.json and checkpoint.npz. A folder that holds a
+run is never replaced: --resume continues it, --overwrite replaces it. `minivae.load_run(folder)`
+and `examples/sample.py folder` reload the trained model.
 """
 import argparse
 import os
@@ -21,7 +23,7 @@ from minivae.models.vae import VAE
 from minivae.train import fit
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional VAE")
@@ -37,13 +39,21 @@ def main():
     cli.add_prior_flags(parser)
     parser.add_argument("--binarize", action="store_true", help="dynamic binarisation")
     cli.add_iwae_flags(parser)
-    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
-    parser.add_argument("--out", default=None, help="default runs/vae or runs/conv-vae")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args()
-    out = cli.output_folder(parser, args.out or os.path.join("runs",
-                                                             "conv-vae" if args.conv else "vae"))
+    cli.add_run_flags(parser)
+    args = cli.parse_run(parser, "vae", argv, check=contradictions)
+    with cli.session(args):
+        run(args)
 
+
+def contradictions(args) -> str:
+    """What the flags ask that cannot be done: '' if nothing."""
+    if args.likelihood == "bernoulli" and args.c != 0.1:
+        return "--c is the Gaussian decoder's variance: it needs --likelihood gaussian"
+    return cli.contradictions(args)
+
+
+def run(args):
+    out = args.out
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
     x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
     print(f"{args.data}: {len(x_train)} training and {len(x_test)} test images")
@@ -57,7 +67,8 @@ def main():
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     history = fit(model, optimizer, x_train, x_test, epochs=args.epochs,
                   batch_size=args.batch_size, seed=args.seed, out=out, resume=args.resume,
-                  binarize=args.binarize)
+                  overwrite=args.overwrite, binarize=args.binarize,
+                  settings={"dataset": args.data})
     if args.binarize:  # evaluate on the same fixed binarisation the loop used
         x_test = data.binarize(x_test, np.random.default_rng([args.seed, 1]))
 
@@ -75,9 +86,11 @@ def main():
     metrics.update(prior_mmd(model, x_test, np.random.default_rng(3)))
     print(f"MMD² of the aggregate posterior to the prior {metrics['mmd']:.2e} "
           f"(floor {metrics['mmd_floor']:.2e})")
+    nll_name = "-log p(x)" if "iwae_nll" in metrics else "-ELBO (no IWAE: --iwae-k 0)"
     print(f"test -ELBO {metrics['test_loss']:.2f} nats/image = rec {metrics['test_rec']:.2f} "
-          f"+ KL {metrics['test_kl']:.2f}; -log p(x) {nll:.2f} = {metrics['bits_per_dim']:.4f} "
-          f"bits/dim; active units {metrics['active_units']}/{args.latent_dim}")
+          f"+ KL {metrics['test_kl']:.2f}; {nll_name} {nll:.2f} = "
+          f"{metrics['bits_per_dim']:.4f} bits/dim; active units "
+          f"{metrics['active_units']}/{args.latent_dim}")
     write_json(os.path.join(out, "metrics.json"), metrics)
     draw(model, x_test, y_test, history, out)
 

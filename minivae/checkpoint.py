@@ -40,9 +40,11 @@ def _atomic_savez(path: str | os.PathLike, arrays: dict) -> None:
 # ---------------------------------------------------------------- reading, checks first
 
 
-def _read_npz(path: str | os.PathLike, expected: dict[str, tuple | None], what: str) -> dict:
+def _read_npz(path: str | os.PathLike, expected: dict[str, tuple | None], what: str,
+              only: str = "") -> dict:
     """The arrays of an .npz written by np.savez, keyed by name, after checking, in this order:
-    the names against `expected` (name -> shape, None for any), every header, then the bytes."""
+    the names against `expected` (name -> shape, None for any), every header, then the bytes.
+    With `only`, the arrays whose names start with it, the others left unread."""
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -50,6 +52,7 @@ def _read_npz(path: str | os.PathLike, expected: dict[str, tuple | None], what: 
             if not all(info.filename.endswith(".npy") for info in entries.values()):
                 raise CheckpointError(f"{path}: {NOT_A_CHECKPOINT}: it holds files other than "
                                       f"arrays")
+            entries = {name: info for name, info in entries.items() if name.startswith(only)}
             _check_names(path, set(entries), expected, what)
             headers = {name: _header(path, archive, info, expected[name])
                        for name, info in entries.items()}
@@ -112,10 +115,45 @@ def save(module: Module, path: str | os.PathLike) -> None:
 
 
 def load(module: Module, path: str | os.PathLike) -> Module:
-    """Load parameters saved by `save`; every name and shape is checked before any is written."""
-    expected = {name: value.shape for name, value in module.state_dict().items()}
-    module.load_state_dict(_read_npz(path, expected, "this model"))
+    """Load parameters saved by `save`, or the model's part of a training checkpoint (an
+    example's checkpoint.npz); every name and shape is checked before any is written."""
+    prefix = "model/" if "state.json" in _names(path) else ""
+    expected = {prefix + name: value.shape for name, value in module.state_dict().items()}
+    arrays = _read_npz(path, expected, "this model", only=prefix)
+    module.load_state_dict({name[len(prefix):]: value for name, value in arrays.items()})
     return module
+
+
+def save_model(path, module: Module, state: dict) -> None:
+    """A finished run without its optimiser: the model's parameters under 'model/' and `state`
+    (the run's settings, its history) in 'state.json', as in a training checkpoint. `load` and
+    runs.load_run read it; it cannot be resumed. The shipped pretrained models are such files."""
+    arrays = {f"model/{k}": v for k, v in module.state_dict().items()}
+    arrays["state.json"] = _state_array(state)
+    _atomic_savez(path, arrays)
+
+
+def read_state(path) -> dict:
+    """The 'state.json' of a training checkpoint (or save_model's file): the run's settings,
+    history and more, without reading the arrays."""
+    path = os.fspath(path)
+    arrays = _read_npz(path, {"state.json": ()}, "a run's checkpoint", only="state.json")
+    return _parse_state(path, arrays["state.json"])
+
+
+def _state_array(state: dict) -> np.ndarray:
+    return np.array(json.dumps(strict_json(state)[0], allow_nan=False))
+
+
+def _parse_state(path: str, raw: np.ndarray) -> dict:
+    try:
+        state = json.loads(str(raw))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {NOT_A_CHECKPOINT}: state.json is not JSON ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: {NOT_A_CHECKPOINT}: state.json holds a "
+                              f"{type(state).__name__}, not an object")
+    return state
 
 
 # ---------------------------------------------------------------- training states
@@ -126,7 +164,7 @@ def save_training(path, model: Module, optimizer, state: dict) -> None:
     infinities are written as null: state.json is strict JSON)."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays["state.json"] = np.array(json.dumps(strict_json(state)[0], allow_nan=False))
+    arrays["state.json"] = _state_array(state)
     _atomic_savez(path, arrays)
 
 
@@ -148,13 +186,7 @@ def load_training(path, model: Module, optimizer, rng: np.random.Generator | Non
                                   f"arrays; parameters saved by minivae.save load with "
                                   f"minivae.load)") from None
         raise
-    try:
-        state = json.loads(str(arrays.pop("state.json")))
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {NOT_A_CHECKPOINT}: state.json is not JSON ({e})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: {NOT_A_CHECKPOINT}: state.json holds a "
-                              f"{type(state).__name__}, not an object")
+    state = _parse_state(path, arrays.pop("state.json"))
     if rng is not None:
         _check_rng_state(path, rng, state.get("rng"))
     if check is not None:
@@ -177,9 +209,15 @@ def load_training(path, model: Module, optimizer, rng: np.random.Generator | Non
     return state
 
 
-def _names(path: str) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        return [name[:-4] for name in archive.namelist()]
+def _names(path) -> list[str]:
+    """The arrays' names in an .npz (CheckpointError for a file that is no zip)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [name[:-4] for name in archive.namelist()]
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        if isinstance(e, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise CheckpointError(f"{os.fspath(path)}: {NOT_A_CHECKPOINT}: {e}") from None
 
 
 def _check_rng_state(path: str, rng: np.random.Generator, saved) -> None:

@@ -75,3 +75,14 @@ def batch(x, item_shape: tuple, who: str) -> None:
         raise ValueError(f"{who}: expected inputs of shape ({shape}), got {tuple(x.shape)}")
     if not x.shape[0]:
         raise ValueError(f"{who}: an empty batch, shape {tuple(x.shape)}")
+
+
+def generator(rng, who: str) -> np.random.Generator:
+    """A numpy Generator from `rng`: a Generator as it is, an int seed (≥ 0) or None (fresh
+    entropy) through numpy.random.default_rng."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral) or rng < 0:
+        raise ValueError(f"{who}: rng must be a numpy.random.Generator, an integer seed ≥ 0 or "
+                         f"None, got {rng!r}")
+    return np.random.default_rng(int(rng))

@@ -161,6 +161,13 @@ class FolderLock:
         self.file.flush()
         FolderLock._held[self.folder] = self
 
+    @classmethod
+    def release_folder(cls, folder: str | os.PathLike) -> None:
+        """Release this process's lock on `folder`, if it holds one."""
+        lock = cls._held.get(os.path.realpath(folder))
+        if lock is not None:
+            lock.release()
+
     def release(self) -> None:
         """Unlock (closing the lock file unlocks it); the file itself stays, empty of meaning."""
         if not self.file.closed:

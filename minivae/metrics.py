@@ -16,6 +16,7 @@ import numpy as np
 
 from minivae import checks, functional as F
 from minivae.distributions import Normal, kl_normal_standard
+from minivae.progress import Progress
 from minivae.tensor import Tensor, no_grad
 
 
@@ -26,7 +27,7 @@ def bits_per_dim(nats_per_image: float, dims: int = 784) -> float:
 
 
 def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size: int = 10,
-             chunk: int = 250) -> float:
+             chunk: int = 250, progress: bool = False) -> float:
     """Mean over x of the k-sample importance-weighted estimate of −ln p(x), in nats per image.
 
     Any latent model works that has `encode(x)` -> q(z|x), a `Normal`, and `log_joint(x, z)` ->
@@ -36,13 +37,15 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
 
     The draws do not depend on `batch_size` or `chunk`: image after image takes its k·d normals
     from `rng` in turn, so the number depends on the model, x, k and the generator's state only,
-    not on how the work is cut up (to rounding)."""
+    not on how the work is cut up (to rounding). progress: a progress bar, image by image."""
     k = checks.integer(k, "k", "iwae_nll")
     batch_size = checks.integer(batch_size, "batch_size", "iwae_nll")
     chunk = checks.integer(chunk, "chunk", "iwae_nll")
     if len(x) == 0:
         raise ValueError(f"iwae_nll: no images to score (x has shape {np.shape(x)})")
     total = 0.0
+    bar = Progress(len(x), f"-log p(x), k = {k}", unit=lambda n: f"{n}/{len(x)} images",
+                   quiet=not progress)
     with no_grad():
         for start in range(0, len(x), batch_size):
             xb = Tensor(x[start:start + batch_size])  # (B, 1, H, W)
@@ -62,6 +65,8 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
             log_w = np.concatenate(log_w)  # (k, B): ln p(x, z_i) − ln q(z_i|x)
             log_px = F.logsumexp(Tensor(log_w.astype(np.float64)), axis=0).data - math.log(k)
             total -= float(log_px.sum())
+            bar.update(len(xb))
+    bar.close()
     return total / len(x)
 
 
@@ -77,7 +82,7 @@ def iwae_report(model, x: np.ndarray, k: int, k_large: int = 0, images: int | No
             continue
         subset = x[:n] if n else x
         start = time.perf_counter()
-        nll = iwae_nll(model, subset, count, np.random.default_rng(seed))
+        nll = iwae_nll(model, subset, count, np.random.default_rng(seed), progress=True)
         report.update({f"iwae_nll{key}": nll, f"iwae_k{key}": count,
                        f"iwae{key}_images": len(subset)})
         log(f"-log p(x) by importance sampling, k = {count}, {len(subset)} test images: "

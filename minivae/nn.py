@@ -113,7 +113,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | None = None, dtype=np.float32):
-        rng = np.random.default_rng() if rng is None else rng
+        rng = checks.generator(rng, "Linear")
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform(rng, bound, (out_features, in_features), dtype)
@@ -134,7 +134,7 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
                  dtype=np.float32):
-        rng = np.random.default_rng() if rng is None else rng
+        rng = checks.generator(rng, "Conv2d")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         bound = 1 / math.sqrt(in_channels * kernel_size**2)
@@ -159,7 +159,7 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, bias: bool = True,
                  rng: np.random.Generator | None = None, dtype=np.float32):
-        rng = np.random.default_rng() if rng is None else rng
+        rng = checks.generator(rng, "ConvTranspose2d")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.output_padding = output_padding

@@ -46,6 +46,7 @@ from typing import Callable
 
 import numpy as np
 
+from minivae import checks
 from minivae import functional as F
 from minivae import nn
 from minivae.distributions import MixtureOfNormals, Normal
@@ -126,7 +127,7 @@ class MixturePrior(_Mixture):
     def __init__(self, latent_dim: int, components: int = 10,
                  rng: np.random.Generator | None = None, dtype=np.float32):
         _check_components(components)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = checks.generator(rng, "MixturePrior")
         self.latent_dim = latent_dim
         self.means = nn.Parameter(rng.standard_normal((components, latent_dim)).astype(dtype))
         self.log_vars = nn.Parameter(np.zeros((components, latent_dim), dtype))
@@ -186,7 +187,7 @@ def build(name: str, latent_dim: int, components: int = 10, encode=None, images=
     if name == "standard":
         return StandardPrior(latent_dim, dtype)
     _check_components(components)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = checks.generator(rng, "priors.build")
     if name == "mixture":
         return MixturePrior(latent_dim, components, rng, dtype)
     if encode is None or images is None:

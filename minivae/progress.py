@@ -20,14 +20,18 @@ WIDTH = 30  # characters of the bar
 
 class Progress:
     def __init__(self, total: int | None, label: str, stream: IO[str] | None = None,
-                 unit: Callable[[int], str] = str, transient: bool = False):
+                 unit: Callable[[int], str] = str, transient: bool = False, quiet: bool = False):
+        """quiet: counts, shows nothing (for callers whose progress display is optional)."""
         self.stream = sys.stderr if stream is None else stream
         self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.quiet = quiet
         self.total, self.label, self.unit, self.transient = total, label, unit, transient
         self.done, self.last_draw, self.next_quarter = 0, 0.0, 25
 
     def update(self, n: int, note: str = "") -> None:
         self.done += n
+        if self.quiet:
+            return
         if self.tty:
             if time.monotonic() - self.last_draw > 0.1:  # redraw at most 10 times a second
                 self.last_draw = time.monotonic()
@@ -38,6 +42,8 @@ class Progress:
                 self.next_quarter += 25
 
     def close(self, note: str = "") -> None:
+        if self.quiet:
+            return
         if self.tty:
             self._draw(note)
             self.stream.write("\r" + " " * 100 + "\r" if self.transient else "\n")

@@ -29,7 +29,7 @@ import zlib
 import numpy as np
 
 from minivae import checks, data
-from minivae.checkpoint import load_training, save_training
+from minivae.checkpoint import CheckpointError, load_training, read_state, save_training
 from minivae.files import STALE, TEMP_PREFIX, FolderLock, check_writable, strict_json, sweep, write_json
 from minivae.optim import Optimizers
 from minivae.progress import Progress
@@ -82,28 +82,63 @@ def _differences(saved, now, at="") -> list[str]:
     return [] if saved == now else [f"{at[:-1]}: {saved} then, {now} now"]
 
 
-def open_run(out: str | None, resume: bool, model, optimizer, rng: np.random.Generator,
-             log=print, settings: dict | None = None) -> tuple[str | None, list[dict]]:
-    """The checkpoint path under `out` (None without one) and the history so far: empty, or, with
-    `resume` and a checkpoint present, the saved one, with model, optimiser and rng restored (all
-    or nothing: see checkpoint.load_training).
+def check_run_folder(out: str, resume: bool, overwrite: bool = False,
+                     resumable: bool = True) -> str:
+    """The checkpoint path in `out`, once sure that opening the run there loses nothing: a
+    folder holding a run (finished or interrupted) is resumed (`resume`) or replaced
+    (`overwrite`), never silently restarted over; `resume` needs a checkpoint to resume.
+    Raises FileExistsError or FileNotFoundError naming the folder; the examples call it before
+    they load any data."""
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if resume and overwrite:
+        raise ValueError("resume and overwrite contradict each other: resume continues the run "
+                         f"in {out}, overwrite replaces it")
+    if resume and not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"{out} holds no checkpoint to resume ({checkpoint} does not "
+                                f"exist): start it without --resume (resume=False)")
+    if os.path.exists(checkpoint) and not (resume or overwrite):
+        again = "continue it with --resume (resume=True), " if resumable else ""
+        raise FileExistsError(f"{out} holds {_describe_run(checkpoint)}: {again}replace it with "
+                              f"--overwrite (overwrite=True), or choose another folder with --out")
+    return checkpoint
 
-    Before any work: `out` must be writable (else OSError naming it); no other run may be writing
-    into it (BlockingIOError; the lock lasts until `close_run`, or until the process ends however
-    it ends); the temporary files of killed writes are removed. `settings` (see run_settings) go
+
+def _describe_run(checkpoint: str) -> str:
+    """'a finished run of 30 epochs' or 'an interrupted run, 12 of 30 epochs done'."""
+    try:
+        state = read_state(checkpoint)
+    except (CheckpointError, OSError):
+        return f"a checkpoint that cannot be read ({checkpoint})"
+    done, planned = len(state.get("history") or []), (state.get("settings") or {}).get("epochs")
+    if planned is None:
+        return "a finished run"  # a model fitted in closed form (PCA)
+    if done >= planned:
+        return f"a finished run of {done} epoch{'s' * (done != 1)}"
+    return f"an interrupted run, {done} of {planned} epochs done"
+
+
+def open_run(out: str | None, resume: bool, model, optimizer, rng: np.random.Generator,
+             log=print, settings: dict | None = None,
+             overwrite: bool = False) -> tuple[str | None, list[dict]]:
+    """The checkpoint path under `out` (None without one) and the history so far: empty, or, with
+    `resume`, the saved one, with model, optimiser and rng restored (all or nothing: see
+    checkpoint.load_training).
+
+    Before any work: `out` must be writable (else OSError naming it) and hold no run unless it is
+    resumed or overwritten (check_run_folder); no other run may be writing into it
+    (BlockingIOError; the lock lasts until `close_run`, or until the process ends however it
+    ends); the temporary files of killed writes are removed. `settings` (see run_settings) go
     into every checkpoint; resuming with other settings is refused, naming each difference, as
     the resumed run would no longer continue the saved one."""
     if not out:
         return None, []
     check_writable(out)
+    checkpoint = check_run_folder(out, resume, overwrite)
     FolderLock(out)
     sweep(out, TEMP_PREFIX + "*", older_than=STALE)  # left by killed writes
-    checkpoint = os.path.join(out, "checkpoint.npz")
-    if not os.path.exists(checkpoint):
-        return checkpoint, []
     if not resume:
-        log(f"{out} holds an earlier run's checkpoint: starting afresh, it is replaced after "
-            f"epoch 1 (resume=True, --resume in the examples, continues it instead)")
+        if os.path.exists(checkpoint):
+            log(f"{out} holds an earlier run: overwrite, so it is replaced after epoch 1")
         return checkpoint, []
 
     def same_settings(state):
@@ -117,14 +152,14 @@ def open_run(out: str | None, resume: bool, model, optimizer, rng: np.random.Gen
                 f"this one has {settings.get('epochs')} (a schedule over the epochs changes)")
             differences = [d for d in differences if not d.startswith("epochs:")]
         if differences:
-            close_run(out)
             raise ValueError(f"cannot resume from {checkpoint}: this run's settings differ from "
                              f"the saved run's ({'; '.join(differences)}). A resumed run "
                              f"continues the saved one only with the same settings: pass those, "
                              f"or choose another output folder to start afresh")
 
     try:
-        state = load_training(checkpoint, model, optimizer, rng, check=same_settings)
+        same_settings(read_state(checkpoint))  # first: a changed network is named, not its keys
+        state = load_training(checkpoint, model, optimizer, rng)
     except BaseException:
         close_run(out)
         raise
@@ -144,9 +179,7 @@ def save_run(checkpoint: str, model, optimizer, rng: np.random.Generator, histor
 def close_run(out: str | None) -> None:
     """Release `out` for other runs (open_run locked it)."""
     if out:
-        lock = FolderLock._held.get(os.path.realpath(out))
-        if lock is not None:
-            lock.release()
+        FolderLock.release_folder(out)
 
 
 def stopped(what: str, checkpoint: str | None, saved_epoch: int) -> FloatingPointError:
@@ -160,7 +193,6 @@ def stopped(what: str, checkpoint: str | None, saved_epoch: int) -> FloatingPoin
                 f"run's, left as it was)")
     else:
         kept = "; no checkpoint was written yet"
-    close_run(os.path.dirname(checkpoint) if checkpoint else None)
     return FloatingPointError(what + kept)
 
 
@@ -195,9 +227,9 @@ def linear_decay(optimizer, final: float, epochs: int):
 
 def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
         batch_size: int = 128, seed: int = 0, out: str | None = None, resume: bool = False,
-        binarize: bool = False, y_train: np.ndarray | None = None,
+        overwrite: bool = False, binarize: bool = False, y_train: np.ndarray | None = None,
         y_test: np.ndarray | None = None, step=None, on_step=None, evaluation=None,
-        log=print) -> list[dict]:
+        settings: dict | None = None, log=print) -> list[dict]:
     """Train for `epochs` epochs; return the history, one dict per epoch: `train_<part>`, the
     epoch's mean of each number the steps returned, `test_<part>` of the evaluation's, `seconds`.
 
@@ -206,10 +238,12 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
     every training batch is a fresh Bernoulli draw of its pixels (dynamic binarisation) and the
     test set is binarised once, with a fixed seed. With `out`, the checkpoint
     `out/checkpoint.npz` and `out/history.json` are written after every epoch; `resume=True`
-    continues from that checkpoint. A NaN or infinite loss stops training with
+    continues from that checkpoint, `overwrite=True` replaces it; without either a folder that
+    holds a run is refused (check_run_folder). A NaN or infinite loss stops training with
     FloatingPointError, a non-finite test number too (before its epoch is saved); the last good
     checkpoint stays in place. Two runs cannot write into one `out` at once, and a resumed run
-    must have the settings of the saved one (see open_run).
+    must have the settings of the saved one (see open_run). `settings` adds to what the run
+    records and compares on resume (the examples add the data set's name, for runs.load_run).
 
     The hooks, for what differs between models:
       step(x, optimizer, rng, y) -> dict of floats, the first the loss shown in the progress bar;
@@ -229,48 +263,50 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
     step = functools.partial(gradient_step, model) if step is None else step
     evaluation = (lambda x, y, rng: evaluate(model, x, rng)) if evaluation is None else evaluation
     settings = run_settings(model, optimizer, x_train, x_test, batch_size=batch_size, seed=seed,
-                            binarize=bool(binarize), epochs=epochs)
+                            binarize=bool(binarize), epochs=epochs, **(settings or {}))
     rng = np.random.default_rng(seed)
     if binarize:
         x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
-    checkpoint, history = open_run(out, resume, model, optimizer, rng, log, settings)
-    saved_epoch = len(history)  # of this run's last checkpoint (a resumed run's is its own)
-    arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
-
-    for epoch in range(len(history) + 1, epochs + 1):
-        start, sums, seen = time.perf_counter(), {}, 0
-        steps = math.ceil(len(x_train) / batch_size)
-        progress = Progress(steps, f"epoch {epoch}/{epochs}", unit=lambda done: f"{done}/{steps}",
-                            transient=True)
-        for i, batch in enumerate(data.batches(arrays, batch_size, rng), start=1):
-            if on_step is not None:
-                on_step(epoch - 1 + i / steps)
-            x, y = batch if y_train is not None else (batch, None)
-            x = data.binarize(x, rng) if binarize else x
-            parts = step(x, optimizer, rng, y)
-            if _not_finite(parts):
-                progress.close()
-                raise stopped(f"{_not_finite(parts)} at epoch {epoch}, step {i}", checkpoint,
-                              saved_epoch)
-            sums = {name: sums.get(name, 0.0) + v * len(x) for name, v in parts.items()}
-            seen += len(x)
-            loss = next(iter(parts))  # the first number a step returns
-            progress.update(1, f"  {loss} {sums[loss] / seen:8.3f}")
-        progress.close()
-        seconds = time.perf_counter() - start
-        test = evaluation(x_test, y_test, np.random.default_rng([seed, 2, epoch]))
-        if _not_finite(test):
-            values = ", ".join(f"{name} {value}" for name, value in test.items())
-            raise stopped(f"test {_not_finite(test)} after epoch {epoch} ({values}); this epoch "
-                          f"is not saved", checkpoint, saved_epoch)
-        train = {name: total / seen for name, total in sums.items()}
-        history.append({"epoch": epoch, **{f"train_{name}": v for name, v in train.items()},
-                        **{f"test_{name}": v for name, v in test.items()}, "seconds": seconds})
-        log(f"epoch {epoch:3d}  train {_summary(train)}  test {_summary(test)}  {seconds:.1f}s")
-        if checkpoint:
-            save_run(checkpoint, model, optimizer, rng, history, settings)
-            saved_epoch = epoch
-    close_run(out)
+    checkpoint, history = open_run(out, resume, model, optimizer, rng, log, settings, overwrite)
+    try:  # the folder stays locked until the run ends, however it ends
+        saved_epoch = len(history)  # of this run's last checkpoint (a resumed run's is its own)
+        arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
+        for epoch in range(len(history) + 1, epochs + 1):
+            start, sums, seen = time.perf_counter(), {}, 0
+            steps = math.ceil(len(x_train) / batch_size)
+            progress = Progress(steps, f"epoch {epoch}/{epochs}",
+                                unit=lambda done: f"{done}/{steps}", transient=True)
+            for i, batch in enumerate(data.batches(arrays, batch_size, rng), start=1):
+                if on_step is not None:
+                    on_step(epoch - 1 + i / steps)
+                x, y = batch if y_train is not None else (batch, None)
+                x = data.binarize(x, rng) if binarize else x
+                parts = step(x, optimizer, rng, y)
+                if _not_finite(parts):
+                    progress.close()
+                    raise stopped(f"{_not_finite(parts)} at epoch {epoch}, step {i}", checkpoint,
+                                  saved_epoch)
+                sums = {name: sums.get(name, 0.0) + v * len(x) for name, v in parts.items()}
+                seen += len(x)
+                loss = next(iter(parts))  # the first number a step returns
+                progress.update(1, f"  {loss} {sums[loss] / seen:8.3f}")
+            progress.close()
+            seconds = time.perf_counter() - start
+            test = evaluation(x_test, y_test, np.random.default_rng([seed, 2, epoch]))
+            if _not_finite(test):
+                values = ", ".join(f"{name} {value}" for name, value in test.items())
+                raise stopped(f"test {_not_finite(test)} after epoch {epoch} ({values}); this "
+                              f"epoch is not saved", checkpoint, saved_epoch)
+            train = {name: total / seen for name, total in sums.items()}
+            history.append({"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
+                            **{f"test_{k}": v for k, v in test.items()}, "seconds": seconds})
+            log(f"epoch {epoch:3d}  train {_summary(train)}  test {_summary(test)}  "
+                f"{seconds:.1f}s")
+            if checkpoint:
+                save_run(checkpoint, model, optimizer, rng, history, settings)
+                saved_epoch = epoch
+    finally:
+        close_run(out)
     return history
 
 

@@ -155,10 +155,12 @@ def test_a_few_steps_of_training_lower_the_loss_and_the_samples_are_not_blank():
 
 
 @pytest.mark.parametrize("config, match", [
-    ({"latent_dim": -1}, "latent_dim must be >= 0"),
-    ({"beta": -0.1}, "beta must be >= 0"),
-    ({"warmup": -1}, "warmup must be >= 0"),
-    ({"free_bits": float("nan")}, "free_bits must be >= 0"),
+    ({"latent_dim": -1}, "PixelVAE: latent_dim must be an integer ≥ 0, got -1"),
+    ({"latent_dim": 2.0}, "PixelVAE: latent_dim must be an integer ≥ 0, got 2.0"),
+    ({"beta": -0.1}, "PixelVAE: beta must be a finite number ≥ 0, got -0.1"),
+    ({"warmup": -1}, "PixelVAE: warmup must be a finite number ≥ 0, got -1"),
+    ({"free_bits": float("nan")}, "PixelVAE: free_bits must be a finite number ≥ 0, got nan"),
+    ({"rng": "seed"}, "PixelVAE: rng must be a numpy.random.Generator, an integer seed"),
 ])
 def test_bad_configurations_are_refused(config, match):
     with pytest.raises(ValueError, match=match):

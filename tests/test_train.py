@@ -131,7 +131,7 @@ def test_nan_in_a_new_run_leaves_an_earlier_runs_checkpoint_and_says_whose_it_is
     model.decoder[2].bias.data[:] = np.nan
     with pytest.raises(FloatingPointError) as info:
         fit(model, optim.Adam(model.parameters()), *digits, epochs=2, batch_size=64, out=out,
-            **QUIET)
+            overwrite=True, **QUIET)
     assert (f"no checkpoint of this run was written yet ({checkpoint} is an earlier run's, left "
             f"as it was)") in str(info.value)
     assert open(checkpoint, "rb").read() == earlier

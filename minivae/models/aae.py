@@ -33,6 +33,7 @@ next (the final MMD would depend on the epoch you stop at).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -59,6 +60,7 @@ class AAEConfig:
     lr_decay: float = 0.1  # the rates fall to this fraction by the last epoch (train.linear_decay)
     mmd_n: int = 2000  # test codes in evaluate's MMD
     input_shape: tuple = IMAGE_SHAPE  # of one item: (1, 28, 28) for digits, (2,) for points
+    hidden: int = 512  # the width of every hidden layer of the three networks
 
 
 class AAE(nn.Module):
@@ -79,9 +81,11 @@ class AAE(nn.Module):
         paper's MNIST networks used 1000 units). With the supervised prior the discriminator's
         input grows by a one-hot label: (latent + 10)-512-512-1. `input_shape` other than
         (1, 28, 28) builds the same networks for other data, e.g. (2,) for points in the plane."""
-        rng = np.random.default_rng() if rng is None else rng
+        checks.integer(latent_dim, "latent_dim", "AAE.mlp")
+        checks.integer(hidden, "hidden", "AAE.mlp")
+        rng = checks.generator(rng, "AAE.mlp")
         config = AAEConfig(latent_dim=latent_dim, prior=prior, input_shape=tuple(input_shape),
-                           **config)
+                           hidden=hidden, **config)
         p = priors.make(prior, latent_dim)  # fail early, before building anything
         D = math.prod(input_shape)
         d_in = latent_dim + (p.n_classes if p.conditional else 0)
@@ -89,6 +93,13 @@ class AAE(nn.Module):
         decoder = mlp_decoder([latent_dim, hidden, hidden, D], input_shape, rng, dtype)
         discriminator = nn.Sequential(*mlp([d_in, hidden, hidden, 1], rng, dtype))  # (B, 1)
         return cls(encoder, decoder, discriminator, config)
+
+    @classmethod
+    def from_config(cls, config: AAEConfig | dict, rng=None, dtype=np.float32) -> "AAE":
+        """The AAE a config describes, freshly initialised (runs.load_run then loads its weights)."""
+        c = dataclasses.asdict(config) if isinstance(config, AAEConfig) else dict(config)
+        c["betas"], c["input_shape"] = tuple(c["betas"]), tuple(c["input_shape"])  # JSON: lists
+        return cls.mlp(rng=rng, dtype=dtype, **c)
 
     def optimizers(self) -> optim.Optimizers:
         """One optimiser per phase, as the config says: rec (encoder and decoder), disc, gen (the

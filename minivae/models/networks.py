@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minivae import checks
 from minivae import nn
 from minivae.functional import conv_output_size
 
@@ -25,7 +26,7 @@ IMAGE_SHAPE = (1, 28, 28)  # one digit: (channels, height, width)
 def mlp(widths: list[int], rng=None, dtype=np.float32) -> list[nn.Module]:
     """Linear(widths[0] → widths[1]), ReLU, ..., Linear(widths[-2] → widths[-1]): no ReLU after
     the last layer."""
-    rng = np.random.default_rng() if rng is None else rng
+    rng = checks.generator(rng, "networks.mlp")
     layers: list[nn.Module] = []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
         layers += [nn.Linear(n_in, n_out, rng=rng, dtype=dtype), nn.ReLU()]
@@ -46,7 +47,7 @@ def mlp_decoder(widths: list[int], item_shape: tuple = IMAGE_SHAPE, rng=None,
 def conv_encoder(out_features: int, image_shape: tuple = IMAGE_SHAPE, rng=None,
                  dtype=np.float32) -> nn.Sequential:
     """Conv(1→32, 4, s2, p1) ReLU Conv(32→64, 4, s2, p1) ReLU Flatten Linear(64·H/4·W/4 → out)."""
-    rng = np.random.default_rng() if rng is None else rng
+    rng = checks.generator(rng, "networks.conv_encoder")
     kw = dict(rng=rng, dtype=dtype)
     _, H, W = image_shape
     h, w = (conv_output_size(conv_output_size(n, 4, 2, 1), 4, 2, 1) for n in (H, W))
@@ -59,7 +60,7 @@ def conv_encoder(out_features: int, image_shape: tuple = IMAGE_SHAPE, rng=None,
 def conv_decoder(in_features: int, rng=None, dtype=np.float32) -> nn.Sequential:
     """Linear(in → 64·7·7) ReLU Unflatten ConvT(64→32, 4, s2, p1) ReLU ConvT(32→1, 4, s2, p1):
     (B, in) -> (B, 1, 28, 28)."""
-    rng = np.random.default_rng() if rng is None else rng
+    rng = checks.generator(rng, "networks.conv_decoder")
     kw = dict(rng=rng, dtype=dtype)
     return nn.Sequential(
         nn.Linear(in_features, 64 * 7 * 7, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),

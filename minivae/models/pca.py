@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minivae import checks
 from minivae import nn
 from minivae.tensor import Tensor, as_tensor
 
@@ -104,14 +105,43 @@ class PCA:
         largest = np.argmax(np.abs(W), axis=1)      # (k,)
         W *= np.sign(W[np.arange(k), largest])[:, None]
 
+        self.load_state_dict({"mean": m, "components": W, "eigenvalues": eigenvalues})
+        return self
+
+    # ------------------------------------------------------------ saving and loading
+    @property
+    def config(self) -> dict:
+        """What from_config rebuilds it from: k and, once fitted, D."""
+        D = None if self.components_ is None else self.components_.shape[1]
+        return {"n_components": self.n_components, "dim": D}
+
+    @classmethod
+    def from_config(cls, config: dict, dtype=None) -> "PCA":
+        """A PCA with the shapes a config says, all zeros until load_state_dict fills it (as
+        runs.load_run does); `dtype` is unused (PCA computes in float64)."""
+        pca, D = cls(config["n_components"]), config["dim"]
+        pca.load_state_dict({"mean": np.zeros(D), "components": np.zeros((pca.n_components, D)),
+                             "eigenvalues": np.zeros(D)})
+        return pca
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """m, W and all D eigenvalues: everything fit computes (checkpoint.save_model saves it)."""
+        self._check_fitted("state_dict")
+        return {"mean": self.mean_, "components": self.components_,
+                "eigenvalues": self.eigenvalues_}
+
+    def load_state_dict(self, state: dict) -> None:
+        m, W, eigenvalues = (np.asarray(state[k], np.float64)
+                             for k in ("mean", "components", "eigenvalues"))
+        k = self.n_components
+        if W.shape != (k, len(m)) or eigenvalues.shape != m.shape:
+            raise ValueError(f"PCA.load_state_dict: expected mean (D,), components ({k}, D) and "
+                             f"eigenvalues (D,), got {m.shape}, {W.shape}, {eigenvalues.shape}")
         total = eigenvalues.sum()
-        self.mean_ = m
-        self.components_ = W
-        self.eigenvalues_ = eigenvalues
+        self.mean_, self.components_, self.eigenvalues_ = m, W, eigenvalues
         self.explained_variance_ = eigenvalues[:k].copy()
         self.explained_variance_ratio_ = (eigenvalues[:k] / total if total > 0
                                           else np.zeros(k))  # constant data: no variance at all
-        return self
 
     def _check_fitted(self, name: str) -> None:
         if self.components_ is None:
@@ -159,7 +189,7 @@ class LinearAutoencoder(nn.Module):
     def __init__(self, D: int, k: int, rng: np.random.Generator | None = None, dtype=np.float32):
         if not 1 <= k <= D:
             raise ValueError(f"LinearAutoencoder: need 1 <= k <= D, got k={k}, D={D}")
-        rng = np.random.default_rng() if rng is None else rng
+        rng = checks.generator(rng, "LinearAutoencoder")
         self.D, self.k = D, k
         # Rows of norm about 1: WᵀW starts close to a (random) projector's scale.
         self.weight = nn.Parameter((rng.standard_normal((k, D)) / np.sqrt(D)).astype(dtype))

@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from minivae import checks
 from minivae import functional as F
 from minivae import nn
 from minivae.distributions import Bernoulli
 from minivae.kernels import gate
+from minivae.progress import Progress
 from minivae.tensor import Tensor, as_tensor, no_grad
 
 FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
@@ -107,7 +109,7 @@ class PixelCNN(nn.Module):
         if layers < 0 or channels < 1 or cond_dim < 0:
             raise ValueError(f"PixelCNN: need layers >= 0, channels >= 1 and cond_dim >= 0, got "
                              f"layers={layers}, channels={channels}, cond_dim={cond_dim}")
-        rng = np.random.default_rng() if rng is None else rng
+        rng = checks.generator(rng, "PixelCNN")
         self.image_shape, self.channels, self.cond_dim = tuple(image_shape), channels, cond_dim
         self.kernel_size, self.n_layers = kernel_size, layers
         gated = [GatedLayer(1, channels, FIRST_KERNEL, cond_dim, True, layers == 0, rng, dtype)]
@@ -158,11 +160,12 @@ class PixelCNN(nn.Module):
 
     # ------------------------------------------------------------ sampling
     def sample(self, n: int, rng: np.random.Generator | None = None, *, h=None, noise=None,
-               cached: bool = True, return_logits: bool = False):
+               cached: bool = True, return_logits: bool = False, progress: bool = False):
         """n images (n, 1, H, W) of 0/1, pixel by pixel: x_i = [u_i < σ(logit_i)], with u the
         given `noise` (uniforms of that shape) or drawn from rng. cached=False: one full pass per
         pixel (the oracle); cached=True: only what each new pixel changes. With return_logits,
-        also the logit each pixel was drawn with, (n, 1, H, W)."""
+        also the logit each pixel was drawn with, (n, 1, H, W); with progress, a progress bar
+        row by row (on stderr)."""
         shape = (n,) + self.image_shape
         if noise is None:
             if rng is None:
@@ -173,20 +176,25 @@ class PixelCNN(nn.Module):
             raise ValueError(f"PixelCNN.sample: noise must have shape {shape}, got {noise.shape}")
         h = self._check_h(h, n)
         logits = np.zeros(noise.shape, self.dtype)
+        rows = Progress(shape[2], f"{n} samples, {'cached' if cached else 'naive'} sampler",
+                        unit=lambda r: f"{r}/{shape[2]} rows", quiet=not progress)
         with no_grad():
-            x = (self._sample_cached if cached else self._sample_naive)(noise, h, logits)
+            x = (self._sample_cached if cached else self._sample_naive)(noise, h, logits, rows)
+        rows.close()
         return (x, logits) if return_logits else x
 
-    def _sample_naive(self, noise: np.ndarray, h, logits: np.ndarray) -> np.ndarray:
+    def _sample_naive(self, noise: np.ndarray, h, logits: np.ndarray, rows: Progress) -> np.ndarray:
         x = np.zeros(noise.shape, self.dtype)  # (n, 1, H, W)
         for r in range(x.shape[2]):
             for c in range(x.shape[3]):
                 logit = self(Tensor(x), h).data[:, 0, r, c]  # (n,): the whole image, again
                 x[:, 0, r, c] = noise[:, 0, r, c] < _sigmoid(logit)
                 logits[:, 0, r, c] = logit
+            rows.update(1)
         return x
 
-    def _sample_cached(self, noise: np.ndarray, h, logits: np.ndarray) -> np.ndarray:
+    def _sample_cached(self, noise: np.ndarray, h, logits: np.ndarray,
+                       rows: Progress) -> np.ndarray:
         n, _, H, W = noise.shape
         caches = [_LayerCache(layer, h, n, H, W) for layer in self.layers]
         head = _HeadCache(self.head, h, n)
@@ -202,6 +210,7 @@ class PixelCNN(nn.Module):
                 logit = head.pixel(h_stack)  # (n,)
                 x[:, 0, r + p, c + p] = noise[:, 0, r, c] < _sigmoid(logit)
                 logits[:, 0, r, c] = logit
+            rows.update(1)
         return x[:, :, p:p + H, p:p + W].copy()
 
 

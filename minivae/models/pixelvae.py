@@ -25,6 +25,7 @@ vector, KL = 0, and the ELBO and every IWAE bound equal the PixelCNN's exact ln 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,7 @@ class PixelVAEConfig:
     free_bits: float = 0.0  # λ, nats per latent dimension (0: none)
     prior: str = "standard"  # p(z): 'standard', 'mixture' or 'vamp' (priors.PRIORS)
     prior_components: int = 10  # K of a learned prior
+    image_shape: tuple = IMAGE_SHAPE  # (1, H, W) of binary images
 
 
 class PixelVAE(nn.Module):
@@ -57,13 +59,12 @@ class PixelVAE(nn.Module):
                  prior_data: np.ndarray | None = None, image_shape: tuple = IMAGE_SHAPE,
                  rng=None, dtype=np.float32):
         """prior_data: training images, from which the VampPrior picks its pseudo-inputs."""
-        for name, value in [("latent_dim", latent_dim), ("beta", beta), ("warmup", warmup),
-                            ("free_bits", free_bits)]:
-            if not value >= 0:
-                raise ValueError(f"PixelVAE: {name} must be >= 0, got {value}")
-        rng = np.random.default_rng() if rng is None else rng
+        checks.integer(latent_dim, "latent_dim", "PixelVAE", minimum=0)
+        for name, value in [("beta", beta), ("warmup", warmup), ("free_bits", free_bits)]:
+            checks.real(value, name, "PixelVAE", low=0)
+        rng = checks.generator(rng, "PixelVAE")
         self.config = PixelVAEConfig(latent_dim, channels, layers, kernel_size, beta, warmup,
-                                     free_bits, prior, prior_components)
+                                     free_bits, prior, prior_components, tuple(image_shape))
         self.image_shape = tuple(image_shape)
         self.encoder = conv_encoder(2 * latent_dim, image_shape, rng, dtype) if latent_dim else None
         self.decoder = PixelCNN(image_shape, channels, layers, kernel_size, latent_dim, rng, dtype)
@@ -72,6 +73,18 @@ class PixelVAE(nn.Module):
         self.prior = priors.build(prior, latent_dim, prior_components, self.encode, prior_data,
                                   rng, dtype)
         self.kl_weight = 0.0 if warmup else beta  # the training weight of KL; see schedule()
+
+    @classmethod
+    def from_config(cls, config: PixelVAEConfig | dict, rng=None, dtype=np.float32,
+                    prior_data=None) -> "PixelVAE":
+        """The PixelVAE a config describes, freshly initialised (runs.load_run then loads its
+        weights). Without prior_data a VampPrior's pseudo-inputs start at zero: a loaded
+        checkpoint holds them."""
+        c = dataclasses.asdict(config) if isinstance(config, PixelVAEConfig) else dict(config)
+        c["image_shape"] = tuple(c.get("image_shape", IMAGE_SHAPE))  # JSON gives a list
+        if c.get("prior") == "vamp" and prior_data is None:
+            prior_data = np.zeros((c.get("prior_components", 10), *c["image_shape"]), dtype)
+        return cls(**c, prior_data=prior_data, rng=rng, dtype=dtype)
 
     def schedule(self, epochs: float) -> None:
         """Set the KL weight for training `epochs` epochs in: β·min(1, epochs / warmup). Pass it to
@@ -118,18 +131,23 @@ class PixelVAE(nn.Module):
         return self.log_likelihood(x, z) + self.prior.log_prob(z)
 
     # ------------------------------------------------------------ using it
-    def decode(self, z, rng: np.random.Generator, noise=None, cached: bool = True) -> np.ndarray:
-        """x ~ p(x|z), pixel by pixel: (N, 1, 28, 28) of 0/1 for codes z (N, latent)."""
+    def decode(self, z, rng: np.random.Generator, noise=None, cached: bool = True,
+               progress: bool = False) -> np.ndarray:
+        """x ~ p(x|z), pixel by pixel: (N, 1, 28, 28) of 0/1 for codes z (N, latent); progress:
+        a progress bar row by row."""
         z = np.asarray(z, dtype=self.decoder.dtype)
         h = z if self.config.latent_dim else None
-        return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached)
+        return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached,
+                                   progress=progress)
 
-    def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True,
+               progress: bool = False) -> np.ndarray:
         """n images from the model: z ~ p(z), then x ~ p(x|z)."""
-        return self.decode(self.prior.sample(n, rng), rng, cached=cached)
+        return self.decode(self.prior.sample(n, rng), rng, cached=cached, progress=progress)
 
-    def reconstruct(self, x, rng: np.random.Generator, cached: bool = True) -> np.ndarray:
+    def reconstruct(self, x, rng: np.random.Generator, cached: bool = True,
+                    progress: bool = False) -> np.ndarray:
         """The paper's "decompressions": z ~ q(z|x), then x' ~ p(x|z), (B, 1, 28, 28)."""
         with no_grad():
             z = self.encode(as_tensor(x)).rsample(rng)
-        return self.decode(z.data, rng, cached=cached)
+        return self.decode(z.data, rng, cached=cached, progress=progress)

@@ -16,6 +16,7 @@ ln q(z|x) − ln p(z) at the z the reconstruction used.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ from minivae.tensor import Tensor, as_tensor, no_grad
 @dataclass
 class VAEConfig:
     latent_dim: int = 20
+    network: str = "mlp"  # the builder: 'mlp' (VAE.mlp) or 'conv' (VAE.conv)
+    hidden: int = 400  # the MLP's hidden width (the conv network has none)
     likelihood: str = "bernoulli"  # or 'gaussian': p(x|z) = N(x | f(z), c·I)
     c: float = 0.1  # the Gaussian decoder's fixed variance
     beta: float = 1.0  # weight of the KL term
@@ -38,13 +41,23 @@ class VAEConfig:
     prior_components: int = 10  # K of a learned prior
 
 
+def check_config(config: VAEConfig) -> VAEConfig:
+    """Every size and weight of a VAE's config checked, the bad one named."""
+    checks.integer(config.latent_dim, "latent_dim", "VAE")
+    checks.integer(config.hidden, "hidden", "VAE")
+    checks.real(config.c, "c", "VAE", low=0, low_open=True)
+    checks.real(config.beta, "beta", "VAE", low=0)
+    if config.likelihood not in ("bernoulli", "gaussian"):
+        raise ValueError(f"VAE: likelihood must be 'bernoulli' or 'gaussian', "
+                         f"not {config.likelihood!r}")
+    return config
+
+
 class VAE(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, config: VAEConfig,
                  prior_data: np.ndarray | None = None, rng=None):
         """prior_data: training images, from which the VampPrior picks its pseudo-inputs."""
-        if config.likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', "
-                             f"not {config.likelihood!r}")
+        check_config(config)
         self.encoder, self.decoder, self.config = encoder, decoder, config
         dtype = encoder.parameters()[0].dtype
         self.prior = priors.build(config.prior, config.latent_dim, config.prior_components,
@@ -54,22 +67,43 @@ class VAE(nn.Module):
     @classmethod
     def mlp(cls, latent_dim: int = 20, hidden: int = 400, rng=None, dtype=np.float32,
             prior_data=None, **config) -> "VAE":
-        """784-400-(20, 20) / 20-400-784 with ReLU: the pytorch/examples network."""
-        rng = np.random.default_rng() if rng is None else rng
+        """784-400-(20, 20) / 20-400-784 with ReLU: the pytorch/examples network. `rng`: a
+        Generator or an int seed."""
+        config = check_config(VAEConfig(latent_dim=latent_dim, network="mlp", hidden=hidden,
+                                        **config))
+        rng = checks.generator(rng, "VAE.mlp")
         D = math.prod(IMAGE_SHAPE)
         encoder = mlp_encoder([D, hidden, 2 * latent_dim], rng, dtype)  # (B, 2·latent)
         decoder = mlp_decoder([latent_dim, hidden, D], IMAGE_SHAPE, rng, dtype)
-        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config), prior_data, rng)
+        return cls(encoder, decoder, config, prior_data, rng)
 
     @classmethod
     def conv(cls, latent_dim: int = 20, rng=None, dtype=np.float32, prior_data=None,
              **config) -> "VAE":
         """Encoder 1→32→64 channels by stride-2 4×4 convolutions (28→14→7), then a linear head;
         the decoder mirrors it with transposed convolutions."""
-        rng = np.random.default_rng() if rng is None else rng
+        config = check_config(VAEConfig(latent_dim=latent_dim, network="conv", **config))
+        rng = checks.generator(rng, "VAE.conv")
         encoder = conv_encoder(2 * latent_dim, IMAGE_SHAPE, rng, dtype)  # (B, 2·latent)
         decoder = conv_decoder(latent_dim, rng, dtype)  # (B, 1, 28, 28)
-        return cls(encoder, decoder, VAEConfig(latent_dim=latent_dim, **config), prior_data, rng)
+        return cls(encoder, decoder, config, prior_data, rng)
+
+    @classmethod
+    def from_config(cls, config: VAEConfig | dict, rng=None, dtype=np.float32,
+                    prior_data=None) -> "VAE":
+        """The VAE a config describes, freshly initialised (runs.load_run then loads its weights).
+        Without prior_data a VampPrior's pseudo-inputs start at zero: a loaded checkpoint holds
+        them."""
+        config = dict(dataclasses.asdict(config) if isinstance(config, VAEConfig) else config)
+        network = config.pop("network", "mlp")
+        if network not in ("mlp", "conv"):
+            raise ValueError(f"VAE: network must be 'mlp' or 'conv', got {network!r}")
+        if config.get("prior") == "vamp" and prior_data is None:
+            prior_data = np.zeros((config.get("prior_components", 10), *IMAGE_SHAPE), dtype)
+        if network == "conv":
+            config.pop("hidden", None)
+            return cls.conv(rng=rng, dtype=dtype, prior_data=prior_data, **config)
+        return cls.mlp(rng=rng, dtype=dtype, prior_data=prior_data, **config)
 
     # ------------------------------------------------------------ the model
     def encode(self, x) -> Normal:
