@@ -34,7 +34,7 @@ MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = medi
                  "distance of a separate prior sample of the same size")
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--prior", default="gaussian", choices=[*priors.NAMES, "all"])
@@ -55,6 +55,11 @@ def main(argv=None):
     parser.add_argument("--vae-epochs", type=cli.non_negative_int, default=None,
                         help="epochs of the comparison VAE (default --epochs; 0 = skip it)")
     cli.add_run_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = cli.parse_run(parser, "aae", argv, skip=("vae_epochs",))
     chosen = list(priors.NAMES) if args.prior == "all" else [args.prior]
     for name in chosen:  # refuse a prior that does not fit before training anything

@@ -20,7 +20,7 @@ from minivae.models.ae import AE
 from minivae.train import fit
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional autoencoder")
@@ -30,6 +30,11 @@ def main(argv=None):
     parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
     parser.add_argument("--loss", default="bernoulli", choices=["bernoulli", "mse"])
     cli.add_run_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = cli.parse_run(parser, "ae", argv)
     with cli.session(args):
         run(args)

@@ -23,7 +23,7 @@ from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
 from minivae.train import fit
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k",
                         choices=["mnist-5k", "mnist", "fashion-mnist"])
@@ -40,6 +40,11 @@ def main(argv=None):
                         help="unused: PCA is fitted in closed form (accepted for uniformity "
                              "with the other examples)")
     cli.add_run_flags(parser, resumable=False)  # --seed picks the test images shown and the linear AE's start
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = cli.parse_run(parser, "pca", argv, skip=("batch_size",))
     with cli.session(args):
         run(args)

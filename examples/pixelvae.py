@@ -28,7 +28,7 @@ from minivae.models.pixelvae import PixelVAE
 from minivae.train import fit
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--epochs", type=cli.positive_int, default=30)
@@ -54,6 +54,11 @@ def main(argv=None):
                         help="images to draw when timing the cached and naive samplers (the "
                              "README's figure: 64); 0 = skip")
     cli.add_run_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = cli.parse_run(parser, "pixelvae", argv, check=contradictions)
     with cli.session(args):
         run(args)

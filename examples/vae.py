@@ -23,7 +23,7 @@ from minivae.models.vae import VAE
 from minivae.train import fit
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
     parser.add_argument("--conv", action="store_true", help="the convolutional VAE")
@@ -40,6 +40,11 @@ def main(argv=None):
     parser.add_argument("--binarize", action="store_true", help="dynamic binarisation")
     cli.add_iwae_flags(parser)
     cli.add_run_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = cli.parse_run(parser, "vae", argv, check=contradictions)
     with cli.session(args):
         run(args)

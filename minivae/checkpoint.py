@@ -137,6 +137,9 @@ def read_state(path) -> dict:
     """The 'state.json' of a training checkpoint (or save_model's file): the run's settings,
     history and more, without reading the arrays."""
     path = os.fspath(path)
+    if not any(name == "state.json" or name.startswith("model/") for name in _names(path)):
+        raise CheckpointError(f"{path} is not a training checkpoint (it holds no 'state.json'; "
+                              f"parameters saved by minivae.save load with minivae.load)")
     arrays = _read_npz(path, {"state.json": ()}, "a run's checkpoint", only="state.json")
     return _parse_state(path, arrays["state.json"])
 

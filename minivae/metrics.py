@@ -44,7 +44,7 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
     if len(x) == 0:
         raise ValueError(f"iwae_nll: no images to score (x has shape {np.shape(x)})")
     total = 0.0
-    bar = Progress(len(x), f"-log p(x), k = {k}", unit=lambda n: f"{n}/{len(x)} images",
+    bar = Progress(len(x), f"-log p(x), k = {k}", unit=lambda n: f"{n} images",
                    quiet=not progress)
     with no_grad():
         for start in range(0, len(x), batch_size):

@@ -177,7 +177,7 @@ class PixelCNN(nn.Module):
         h = self._check_h(h, n)
         logits = np.zeros(noise.shape, self.dtype)
         rows = Progress(shape[2], f"{n} samples, {'cached' if cached else 'naive'} sampler",
-                        unit=lambda r: f"{r}/{shape[2]} rows", quiet=not progress)
+                        unit=lambda r: f"{r} rows", quiet=not progress)
         with no_grad():
             x = (self._sample_cached if cached else self._sample_naive)(noise, h, logits, rows)
         rows.close()
