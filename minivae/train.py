@@ -198,13 +198,18 @@ def stopped(what: str, checkpoint: str | None, saved_epoch: int) -> FloatingPoin
 
 def gradient_step(model, x: np.ndarray, optimizer, rng: np.random.Generator, y=None) -> dict:
     """The default step, one of gradient descent on model.loss: loss → zero_grad → backward →
-    step. Returns {'loss': its value}; a non-finite loss changes nothing (fit stops the run on it).
-    `y` (labels) is not used."""
+    step. Returns {'loss': its value}. A non-finite loss, or a finite one with a non-finite
+    gradient, changes nothing, so the model in memory keeps the last good parameters (fit stops
+    the run on the returned NaN or infinity). `y` (labels) is not used."""
     loss, _ = model.loss(Tensor(x), rng)
     if not math.isfinite(loss.item()):
         return {"loss": loss.item()}
     optimizer.zero_grad()
     loss.backward()
+    bad = next((p.grad for p in optimizer.params
+                if p.grad is not None and not np.isfinite(p.grad).all()), None)
+    if bad is not None:  # the step would write NaN or infinity into the parameters
+        return {"loss": loss.item(), "gradient": float(bad[~np.isfinite(bad)].flat[0])}
     optimizer.step()
     return {"loss": loss.item()}
 
