@@ -3,7 +3,7 @@ the examples' data protocol is reproducible (issue 22).
 
 - After a NaN loss, or a finite loss whose gradient is NaN or infinite, the parameters in memory
   are bit for bit those of the last good step: the failing step was not applied (on disk, the last
-  good checkpoint is test_train.py's business).
+  good checkpoint is test_train.py's business); for the AAE, the failing phase and those after it.
 - fit evaluates in eval mode: the test loss it records for a PixelVAE trained with a KL warm-up,
   β ≠ 1 and free bits is the true −ELBO, rec + KL (to 1e-9 relative, float64), and the model is
   back in training mode afterwards.
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from minivae import data, optim, train
+from minivae.models.aae import AAE
 from minivae.models.pixelvae import PixelVAE
 from minivae.models.vae import VAE
 from minivae.tensor import Function
@@ -44,30 +45,40 @@ class PoisonGradient(Function):
         return y_bar * np.nan
 
 
-def fails_at(model, call, how):
-    """Make model.loss fail at its `call`-th call (1-based): a NaN loss or a NaN gradient. Returns
-    the snapshot of the parameters taken when that call starts: the last good ones."""
-    loss, calls, snapshot = model.loss, [0], {}
+def fails_at(model, call, how, method="loss"):
+    """Make model.<method> fail at its `call`-th call (1-based): a NaN loss or a NaN gradient.
+    Returns the snapshot of the parameters taken when that call starts: the last good ones."""
+    original, calls, snapshot = getattr(model, method), [0], {}
 
-    def failing(x, rng):
+    def failing(*args, **kwargs):
         calls[0] += 1
-        if calls[0] < call:
-            return loss(x, rng)
+        out = original(*args, **kwargs)
+        if calls[0] != call:
+            return out
         snapshot.update({name: p.data.copy() for name, p in model.named_parameters()})
-        value, parts = loss(x, rng)
-        return (value * np.nan if how == "loss" else PoisonGradient.apply(value)), parts
+        value, *rest = out if isinstance(out, tuple) else (out,)
+        value = value * np.nan if how == "loss" else PoisonGradient.apply(value)
+        return (value, *rest) if rest else value
 
-    model.loss = failing
+    setattr(model, method, failing)
     return snapshot
 
 
-@pytest.mark.parametrize("how, message", [("loss", "loss is nan at epoch 2, step 2"),
-                                          ("gradient", "gradient is nan at epoch 2, step 2")])
+def assert_unchanged(model, snapshot):
+    assert snapshot, "the failing call never came"
+    for name, p in model.named_parameters():
+        assert np.isfinite(p.data).all(), f"{name} holds NaN: the failing step was applied"
+        np.testing.assert_array_equal(p.data, snapshot[name], err_msg=name)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("loss", r"loss is nan at epoch 2, step 2"),
+    ("gradient", r"the gradient of loss is nan \(the loss itself is [0-9.]+\) at epoch 2, step 2")])
 def test_after_a_failing_step_the_parameters_in_memory_are_the_last_good_ones(how, message):
     """Five good steps (4 per epoch; the 5th call of model.loss is epoch 1's evaluation), the
     sixth step fails: the model in memory holds what step 5 left, and Adam's moments and step
-    count did not move either. Before the fix, a finite loss with a NaN
-    gradient was stepped: every parameter became NaN."""
+    count did not move either. Before the fix, a finite loss with a NaN gradient was stepped:
+    every parameter became NaN."""
     x_train, x_test = digits()
     model = VAE.mlp(latent_dim=2, hidden=8, rng=np.random.default_rng(1))
     optimizer = optim.Adam(model.parameters(), lr=1e-2)
@@ -82,24 +93,41 @@ def test_after_a_failing_step_the_parameters_in_memory_are_the_last_good_ones(ho
     optimizer.step = step
     with pytest.raises(FloatingPointError, match=message):
         train.fit(model, optimizer, x_train, x_test, epochs=3, batch_size=16, seed=0, **QUIET)
-    assert snapshot, "the failing call never came"
-    for name, p in model.named_parameters():
-        assert np.isfinite(p.data).all(), f"{name} holds NaN: the failing step was applied"
-        np.testing.assert_array_equal(p.data, snapshot[name], err_msg=name)
+    assert_unchanged(model, snapshot)
     assert optimizer.t == moments["t"] == 5
     for m, saved in zip(optimizer.buffers["m"], moments["m"]):
         np.testing.assert_array_equal(m, saved)
 
 
-def test_gradient_step_reports_a_non_finite_gradient_and_applies_nothing():
+def test_gradient_step_refuses_a_non_finite_gradient_and_applies_nothing():
     model = VAE.mlp(latent_dim=2, hidden=8, rng=np.random.default_rng(1))
     optimizer = optim.SGD(model.parameters(), lr=0.1)
     before = {name: p.data.copy() for name, p in model.named_parameters()}
     fails_at(model, 1, "gradient")
-    parts = train.gradient_step(model, digits()[0][:8], optimizer, np.random.default_rng(0))
-    assert np.isfinite(parts["loss"]) and np.isnan(parts["gradient"])
-    for name, p in model.named_parameters():
-        np.testing.assert_array_equal(p.data, before[name], err_msg=name)
+    with pytest.raises(FloatingPointError, match="the gradient of loss is nan"):
+        train.gradient_step(model, digits()[0][:8], optimizer, np.random.default_rng(0))
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("method, phase", [("loss", "rec"), ("disc_loss", "disc"),
+                                           ("gen_loss", "gen")])
+@pytest.mark.parametrize("how", ["loss", "gradient"])
+def test_an_aae_phase_that_fails_is_not_applied(method, phase, how):
+    """The AAE's step is three phases, each with its own optimiser: the phase that meets a NaN
+    loss or gradient (at the third step) is not applied, and none after it, so the parameters in
+    memory are those that phase started from."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 2)).astype(np.float32)
+    model = AAE.mlp(latent_dim=2, hidden=8, input_shape=(2,), rng=np.random.default_rng(1))
+    optimizers = model.optimizers()
+    snapshot = fails_at(model, 3, how, method)
+    message = (rf"{phase} is nan at epoch 1, step 3" if how == "loss" else
+               rf"the gradient of {phase} is nan \(the {phase} itself is [0-9.]+\) at epoch 1, "
+               rf"step 3")
+    with pytest.raises(FloatingPointError, match=message):
+        train.fit(model, optimizers, x, x, epochs=1, batch_size=16, seed=0, step=model.step,
+                  evaluation=model.evaluate, **QUIET)
+    assert_unchanged(model, snapshot)
 
 
 def test_fit_records_the_true_elbo_whatever_the_training_weights():
