@@ -309,6 +309,9 @@ def _torch_classes():
             return mixture_log_prob(z, torch.log_softmax(self.logits, 0), self.means,
                                     self.log_vars)
 
+        def extra_repr(self):
+            return f"components={len(self.logits)}, latent_dim={self.latent_dim}"
+
     class VampPrior(LearnedPrior):
         """priors.VampPrior: (1/K) Σ_k q(z | u_k), q its model's encode (set by the model)."""
 
@@ -322,6 +325,9 @@ def _torch_classes():
             K = len(self.pseudo_inputs)
             return mixture_log_prob(z, torch.full((K,), -math.log(K), dtype=z.dtype,
                                                   device=z.device), mu, log_var)
+
+        def extra_repr(self):
+            return f"components={len(self.pseudo_inputs)}, latent_dim={self.latent_dim}"
 
     class AE(tnn.Module):
         """models.ae.AE: encode, decode, loss (Bernoulli or squared error, per image)."""

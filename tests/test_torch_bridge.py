@@ -358,6 +358,22 @@ def test_the_torch_pixelcnn_samples_minivaes_images_and_pickles():
                                   theirs.numpy())
 
 
+def test_a_torch_vampprior_pickles_with_its_model_and_uses_that_models_encoder():
+    """The torch VampPrior calls its model's encode (as minivae's does): after torch.save and
+    torch.load the copy's prior follows the copy's encoder, not the original's."""
+    net = to_torch(MODELS["vae-mlp-vamp"](0, np.float64))
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    copy = torch.load(buffer, weights_only=False)
+    z = torch.from_numpy(np.random.default_rng(4).standard_normal((5, 3)))
+    assert torch.equal(copy.prior.log_prob(z), net.prior.log_prob(z))
+    with torch.no_grad():
+        copy.encoder[1].bias.add_(1.0)
+    assert not torch.allclose(copy.prior.log_prob(z), net.prior.log_prob(z))
+    assert "components=4, latent_dim=3" in repr(copy.prior)
+
+
 def test_to_torch_leaves_torchs_random_state_alone():
     torch.manual_seed(0)
     expected = torch.rand(3)
