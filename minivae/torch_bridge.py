@@ -29,10 +29,10 @@ on a GPU or in distributed training, without retraining, and comes back for a lo
                                      convert)
 
 Anything else raises TypeError naming it and where it sits: a model converts whole, every
-parameter, or not at all (PCA is fitted in closed form and has no torch twin). torch is imported only inside these
-functions, never by the rest of minivae. The torch classes are made on first use; they live in
-this module's namespace (as `minivae.torch_bridge.PixelCNN` and so on), so `torch.save(net)`
-pickles. This file sits above models/: it knows their classes.
+parameter, or not at all (PCA is fitted in closed form and has no torch twin). torch is imported
+only inside these functions, never by the rest of minivae. The torch classes are made on first
+use; they live in this module's namespace (as `minivae.torch_bridge.PixelCNN` and so on), so
+`torch.save(net)` pickles. This file sits above models/: it knows their classes.
 """
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def test_the_cached_taps_compute_only_the_masks_taps():
 
 
 @pytest.mark.parametrize("kernel_size", [3, 5, 7])
-@pytest.mark.parametrize("H, W", [(5, 7), (7, 4), (1, 6), (6, 1), (9, 5)])
+@pytest.mark.parametrize("H, W", [(5, 7), (7, 4), (1, 6), (6, 1), (9, 5), (1, 1)])
 def test_cached_and_naive_samplers_agree_for_every_kernel_size_and_odd_non_square_images(
         kernel_size, H, W):
     """Same h and noise -> the same images bit for bit, and every logit a pixel was drawn with
@@ -156,7 +156,8 @@ def test_every_conditioning_path_moves_the_cached_samplers_logits_too():
     (1e-10, float64)."""
     net = net_of(4, 5, layers=2, channels=3, cond_dim=2, seed=5)
     rng = np.random.default_rng(4)
-    h0, h1, noise = rng.standard_normal((2, 2)), rng.standard_normal((2, 2)), rng.random((2, 1, 4, 5))
+    h0, h1 = rng.standard_normal((2, 2)), rng.standard_normal((2, 2))
+    noise = rng.random((2, 1, 4, 5))
     paths = conditioning_paths(net)
     saved = {name: linear.weight.data.copy() for name, linear in paths.items()}
     for name, kept in paths.items():

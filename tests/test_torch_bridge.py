@@ -289,7 +289,8 @@ EVERY_MODEL = {
                                           rng=np.random.default_rng(0)),
     **{f"AE.{build}-{loss}": (lambda build=build, loss=loss: getattr(AE, build)(
         latent_dim=2, **({"hidden": 8} if build == "mlp" else {}), loss=loss,
-        rng=np.random.default_rng(0))) for build in ("mlp", "conv") for loss in ("bernoulli", "mse")},
+        rng=np.random.default_rng(0)))
+       for build in ("mlp", "conv") for loss in ("bernoulli", "mse")},
     **{f"AAE-{prior}": (lambda prior=prior: AAE.mlp(latent_dim=2, prior=prior, hidden=8,
                                                     rng=np.random.default_rng(0)))
        for prior in priors.NAMES},
