@@ -156,7 +156,7 @@ def _builders() -> dict:
         priors.StandardPrior: lambda m, sub: T.StandardPrior(m.latent_dim),
         priors.MixturePrior: lambda m, sub: T.MixturePrior(*m.means.shape),
         priors.VampPrior: vamp_alone,
-        ae.AE: lambda m, sub: children(T.AE(m.loss_name), m, sub, "encoder", "decoder"),
+        ae.AE: lambda m, sub: children(T.AE(m.config.loss), m, sub, "encoder", "decoder"),
         vae.VAE: vae_model,
         pixelvae.PixelVAE: pixelvae_model,
         aae.AAE: lambda m, sub: children(

@@ -119,9 +119,9 @@ def capture_decode(model, monkeypatch):
     seen = {}
     decode = model.decode
 
-    def capturing(z, rng, noise=None, cached=True):
+    def capturing(z, rng, *args, **kwargs):
         seen["z"] = np.array(z)
-        return decode(z, rng, noise=noise, cached=cached)
+        return decode(z, rng, *args, **kwargs)
 
     monkeypatch.setattr(model, "decode", capturing)
     return seen
