@@ -47,7 +47,8 @@ class PoisonGradient(Function):
 
 def fails_at(model, call, how, method="loss"):
     """Make model.<method> fail at its `call`-th call (1-based): a NaN loss or a NaN gradient.
-    Returns the snapshot of the parameters taken when that call starts: the last good ones."""
+    Returns the snapshot of the parameters taken at that call (computing a loss changes none):
+    the last good ones."""
     original, calls, snapshot = getattr(model, method), [0], {}
 
     def failing(*args, **kwargs):
