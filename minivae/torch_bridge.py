@@ -15,13 +15,24 @@ on a GPU or in distributed training, without retraining, and comes back for a lo
                                      so it moves with .to(device) and stays out of the state_dict
     GatedLayer, Head, PixelCNN       the gated PixelCNN (models/pixelcnn.py): forward, log_prob,
                                      sample (one full pass per pixel: the oracle, not the cache)
-    VAE, PixelVAE                    with the N(0, I) prior: encode, decode and loss(x, eps),
-                                     the true −ELBO per image, as minivae's `loss` at that eps
+    StandardPrior, MixturePrior,     p(z): log_prob(z) and kl(mu, log_var, z), per image (the
+    VampPrior                        closed form per dimension for N(0, I), else the one-sample
+                                     ln q(z|x) − ln p(z)); a VampPrior only inside its model, whose
+                                     encoder it calls at its pseudo-inputs
+    VAE, PixelVAE                    with any of those priors: encode, decode, log_joint and
+                                     loss(x, eps), the true −ELBO per image (β-weighted for the
+                                     VAE), as minivae's `loss` at that eps (the PixelVAE's in eval
+                                     mode: no KL warm-up, no free bits)
+    AE, AAE                          encode, decode and the losses: AE.loss; the AAE's loss (rec),
+                                     disc_loss(z, z_prior, labels) and gen_loss(z, labels), given
+                                     the prior samples (its priors are samplers, with nothing to
+                                     convert)
 
-Anything else raises TypeError naming it and where it sits. torch is imported only inside these
-functions, never by the rest of minivae. The torch classes are made on first use; they live in
-this module's namespace (as `minivae.torch_bridge.PixelCNN` and so on), so `torch.save(net)`
-pickles. This file sits above models/: it knows their classes.
+Anything else raises TypeError naming it and where it sits: a model converts whole, every
+parameter, or not at all (PCA is fitted in closed form and has no torch twin). torch is imported
+only inside these functions, never by the rest of minivae. The torch classes are made on first
+use; they live in this module's namespace (as `minivae.torch_bridge.PixelCNN` and so on), so
+`torch.save(net)` pickles. This file sits above models/: it knows their classes.
 """
 from __future__ import annotations
 
@@ -31,11 +42,12 @@ import math
 import numpy as np
 
 from minivae import nn, priors
-from minivae.models import pixelcnn, pixelvae, vae
+from minivae.models import aae, ae, pixelcnn, pixelvae, vae
 
 SUPPORTED = ("Linear", "Conv2d", "ConvTranspose2d", "MaskedConv2d", "ReLU", "LeakyReLU",
              "Sigmoid", "Tanh", "Flatten", "Unflatten", "Sequential", "GatedLayer", "Head",
-             "PixelCNN", "VAE (N(0, I) prior)", "PixelVAE (N(0, I) prior)")
+             "PixelCNN", "StandardPrior", "MixturePrior", "VampPrior (inside its model)", "AE",
+             "VAE", "PixelVAE", "AAE")
 
 
 def to_torch(module: nn.Module):
@@ -69,6 +81,10 @@ def from_torch(state_dict, module: nn.Module) -> nn.Module:
 
 def _convert(m: nn.Module, where: str):
     build = _builders().get(type(m))  # the exact type: a subclass may compute something else
+    if build is None and not isinstance(m, nn.Module):
+        raise TypeError(f"to_torch: {type(m).__name__}{f' (at {where!r})' if where else ''} is "
+                        f"not a minivae module, so it has no PyTorch equivalent; supported: "
+                        f"{', '.join(SUPPORTED)}")
     if build is None:
         hint = ("; a model's parts may convert on their own, e.g. to_torch(model.encoder)"
                 if any(True for _ in m.named_children()) else "")
@@ -91,15 +107,28 @@ def _builders() -> dict:
             setattr(net, name, sub(getattr(m, name), name))
         return net
 
+    def with_prior(net, m, sub):
+        """The model's p(z) as net.prior; a VampPrior calls the torch model's own encode."""
+        if type(m.prior) is priors.VampPrior:
+            net.prior = T.VampPrior(m.prior.pseudo_inputs.shape, m.prior.latent_dim)
+            net.prior.encode = net.encode
+        else:
+            net.prior = sub(m.prior, "prior")
+        return net
+
     def vae_model(m, sub):
-        _standard_prior(m)
         c = m.config
-        return children(T.VAE(c.latent_dim, c.likelihood, c.c, c.beta), m, sub,
-                        "encoder", "decoder")
+        net = children(T.VAE(c.latent_dim, c.likelihood, c.c, c.beta), m, sub,
+                       "encoder", "decoder")
+        return with_prior(net, m, sub)
 
     def pixelvae_model(m, sub):
-        _standard_prior(m)
-        return children(T.PixelVAE(m.config.latent_dim), m, sub, "encoder", "decoder")
+        net = children(T.PixelVAE(m.config.latent_dim), m, sub, "encoder", "decoder")
+        return with_prior(net, m, sub)
+
+    def vamp_alone(m, sub):
+        raise TypeError("to_torch: a VampPrior is its model's encoder at its pseudo-inputs, so it "
+                        "converts only with its model: to_torch(model)")
 
     return {
         nn.Linear: lambda m, sub: tnn.Linear(m.in_features, m.out_features, bias(m)),
@@ -124,22 +153,22 @@ def _builders() -> dict:
         pixelcnn.Head: lambda m, sub: children(T.Head(), m, sub, "hidden", "cond", "logit"),
         pixelcnn.PixelCNN: lambda m, sub: children(
             T.PixelCNN(m.image_shape, m.cond_dim), m, sub, "layers", "head"),
+        priors.StandardPrior: lambda m, sub: T.StandardPrior(m.latent_dim),
+        priors.MixturePrior: lambda m, sub: T.MixturePrior(*m.means.shape),
+        priors.VampPrior: vamp_alone,
+        ae.AE: lambda m, sub: children(T.AE(m.config.loss), m, sub, "encoder", "decoder"),
         vae.VAE: vae_model,
         pixelvae.PixelVAE: pixelvae_model,
+        aae.AAE: lambda m, sub: children(
+            T.AAE(m.prior.n_classes if m.prior.conditional else 0), m, sub,
+            "encoder", "decoder", "discriminator"),
     }
-
-
-def _standard_prior(model) -> None:
-    if type(model.prior) is not priors.StandardPrior:
-        raise TypeError(f"to_torch: no PyTorch equivalent for the prior "
-                        f"{type(model.prior).__name__} of this {type(model).__name__}: only "
-                        f"the N(0, I) prior (StandardPrior) converts; the encoder and decoder "
-                        f"convert on their own: to_torch(model.encoder), to_torch(model.decoder)")
 
 
 # ---------------------------------------------------------------- the torch classes
 
-_TORCH_CLASSES = ("MaskedConv2d", "GatedLayer", "Head", "PixelCNN", "VAE", "PixelVAE")
+_TORCH_CLASSES = ("MaskedConv2d", "GatedLayer", "Head", "PixelCNN", "StandardPrior",
+                  "MixturePrior", "VampPrior", "AE", "VAE", "PixelVAE", "AAE")
 
 
 def __getattr__(name: str):
@@ -238,8 +267,93 @@ def _torch_classes():
         """KL(N(mu, e^log_var) ‖ N(0, 1)) per dimension, in distributions' expm1 form."""
         return 0.5 * (mu * mu + (torch.expm1(log_var) - log_var))
 
+    def normal_log_prob(z, mu, log_var):
+        """ln N(z | mu, e^log_var) per element, as distributions.Normal.log_prob."""
+        return -0.5 * (math.log(2 * math.pi) + log_var + (z - mu) ** 2 * torch.exp(-log_var))
+
+    def mixture_log_prob(z, log_weights, means, log_vars):
+        """ln Σ_k π_k N(z | m_k, diag e^log_var_k), (B,), as distributions.MixtureOfNormals."""
+        per_component = normal_log_prob(z[:, None, :], means, log_vars).sum(-1)  # (B, K)
+        return torch.logsumexp(log_weights + per_component, dim=-1)
+
+    class StandardPrior(tnn.Module):
+        """priors.StandardPrior: p(z) = N(0, I); kl in closed form, (B, d)."""
+
+        def __init__(self, latent_dim):
+            super().__init__()
+            self.latent_dim = latent_dim
+
+        def log_prob(self, z):
+            return normal_log_prob(z, 0.0, torch.zeros_like(z)).sum(-1)
+
+        def kl(self, mu, log_var, z=None):
+            return kl_standard(mu, log_var)
+
+    class LearnedPrior(tnn.Module):
+        def kl(self, mu, log_var, z):
+            """ln q(z|x) − ln p(z) at z ~ q(z|x), (B, 1): the one-sample estimate."""
+            log_q = normal_log_prob(z, mu, log_var).sum(-1)
+            return (log_q - self.log_prob(z))[:, None]
+
+    class MixturePrior(LearnedPrior):
+        """priors.MixturePrior: Σ_k softmax(logits)_k N(z | means_k, diag e^log_vars_k)."""
+
+        def __init__(self, components, latent_dim):
+            super().__init__()
+            self.latent_dim = latent_dim
+            self.means = tnn.Parameter(torch.zeros(components, latent_dim))
+            self.log_vars = tnn.Parameter(torch.zeros(components, latent_dim))
+            self.logits = tnn.Parameter(torch.zeros(components))
+
+        def log_prob(self, z):
+            return mixture_log_prob(z, torch.log_softmax(self.logits, 0), self.means,
+                                    self.log_vars)
+
+        def extra_repr(self):
+            return f"components={len(self.logits)}, latent_dim={self.latent_dim}"
+
+    class VampPrior(LearnedPrior):
+        """priors.VampPrior: (1/K) Σ_k q(z | u_k), q its model's encode (set by the model)."""
+
+        def __init__(self, shape, latent_dim):
+            super().__init__()
+            self.latent_dim = latent_dim
+            self.pseudo_inputs = tnn.Parameter(torch.zeros(shape))
+
+        def log_prob(self, z):
+            mu, log_var = self.encode(self.pseudo_inputs)  # (K, d) each
+            K = len(self.pseudo_inputs)
+            return mixture_log_prob(z, torch.full((K,), -math.log(K), dtype=z.dtype,
+                                                  device=z.device), mu, log_var)
+
+        def extra_repr(self):
+            return f"components={len(self.pseudo_inputs)}, latent_dim={self.latent_dim}"
+
+    class AE(tnn.Module):
+        """models.ae.AE: encode, decode, loss (Bernoulli or squared error, per image)."""
+
+        def __init__(self, loss_name):
+            super().__init__()
+            self.loss_name = loss_name
+
+        def encode(self, x):
+            return self.encoder(x)
+
+        def decode(self, z):
+            return self.decoder(z)
+
+        def loss(self, x):
+            f = self.decode(self.encode(x))
+            if self.loss_name == "bernoulli":
+                rec = TF.binary_cross_entropy_with_logits(f, x, reduction="sum") / len(x)
+            else:
+                rec = TF.mse_loss(f, x, reduction="sum") / len(x)
+            return rec, {"rec": rec.item()}
+
+        forward = loss
+
     class VAE(tnn.Module):
-        """models.vae.VAE with the N(0, I) prior."""
+        """models.vae.VAE with its prior."""
 
         def __init__(self, latent_dim, likelihood, c, beta):
             super().__init__()
@@ -252,43 +366,111 @@ def _torch_classes():
         def decode(self, z):
             return self.decoder(z)
 
+        def log_likelihood(self, x, z):
+            """ln p(x|z), (B,)."""
+            f = self.decode(z)
+            if self.likelihood == "bernoulli":
+                terms = -TF.binary_cross_entropy_with_logits(f, x, reduction="none")
+            else:  # N(x | f, c·I), the constant included
+                terms = -(0.5 * math.log(2 * math.pi * self.c) + (x - f) ** 2 / (2 * self.c))
+            return terms.flatten(1).sum(1)
+
+        def log_joint(self, x, z):
+            """ln p(x|z) + ln p(z), (B,): the importance weights' numerator."""
+            return self.log_likelihood(x, z) + self.prior.log_prob(z)
+
         def loss(self, x, eps=None):
             """−ELBO per image and its terms, with z = mu + σ·eps (eps ~ N(0, I) if not given)."""
             mu, log_var = self.encode(x)
             eps = torch.randn_like(mu) if eps is None else eps
-            f = self.decode(mu + torch.exp(0.5 * log_var) * eps)
-            if self.likelihood == "bernoulli":
-                nll = TF.binary_cross_entropy_with_logits(f, x, reduction="sum")
-            else:  # N(x | f, c·I), the constant included
-                nll = (0.5 * math.log(2 * math.pi * self.c) + (x - f) ** 2 / (2 * self.c)).sum()
-            rec, kl = nll / len(x), kl_standard(mu, log_var).sum() / len(x)
+            z = mu + torch.exp(0.5 * log_var) * eps
+            rec = -self.log_likelihood(x, z).sum() / len(x)
+            kl = self.prior.kl(mu, log_var, z).sum() / len(x)
             return rec + self.beta * kl, {"rec": rec.item(), "kl": kl.item()}
 
         forward = loss
 
     class PixelVAE(tnn.Module):
-        """models.pixelvae.PixelVAE with the N(0, I) prior; `loss` is the true −ELBO (eval
-        mode's: no KL weight, no free bits)."""
+        """models.pixelvae.PixelVAE with its prior; `loss` is the true −ELBO (eval mode's: no KL
+        weight, no free bits)."""
 
         def __init__(self, latent_dim):
             super().__init__()
             self.latent_dim = latent_dim
+
+        def encode(self, x):
+            """mu, log_var of q(z|x), (B, latent) each (empty without a latent)."""
+            if not self.latent_dim:
+                empty = x.new_zeros((len(x), 0))
+                return empty, empty
+            return self.encoder(x).split(self.latent_dim, dim=1)
+
+        def log_likelihood(self, x, z):
+            return self.decoder.log_prob(x, z if self.latent_dim else None)
+
+        def log_joint(self, x, z):
+            return self.log_likelihood(x, z) + self.prior.log_prob(z)
 
         def loss(self, x, eps=None):
             d = self.latent_dim
             if not d:  # the PixelCNN alone
                 rec = -self.decoder.log_prob(x).mean()
                 return rec, {"rec": rec.item(), "kl": 0.0}
-            mu, log_var = self.encoder(x).split(d, dim=1)
+            mu, log_var = self.encode(x)
             eps = torch.randn_like(mu) if eps is None else eps
-            rec = -self.decoder.log_prob(x, mu + torch.exp(0.5 * log_var) * eps).mean()
-            kl = kl_standard(mu, log_var).sum() / len(x)
+            z = mu + torch.exp(0.5 * log_var) * eps
+            rec = -self.log_likelihood(x, z).mean()
+            kl = self.prior.kl(mu, log_var, z).sum() / len(x)
             return rec + kl, {"rec": rec.item(), "kl": kl.item()}
 
         forward = loss
 
+    class AAE(tnn.Module):
+        """models.aae.AAE's networks and its three losses, the prior samples given."""
+
+        def __init__(self, n_classes):
+            super().__init__()
+            self.n_classes = n_classes  # > 0: the supervised prior's discriminator sees labels
+
+        def encode(self, x):
+            return self.encoder(x)
+
+        def decode(self, z):
+            return self.decoder(z)
+
+        def discriminate(self, z, labels=None):
+            """Disc(z) (of [z, one-hot label] for the supervised prior), (B,)."""
+            if self.n_classes:
+                one_hot = TF.one_hot(torch.as_tensor(labels), self.n_classes).to(z.dtype)
+                z = torch.cat([z, one_hot], dim=1)
+            return self.discriminator(z).reshape(-1)
+
+        def loss(self, x):
+            """The reconstruction loss, nats per item."""
+            rec = TF.binary_cross_entropy_with_logits(self.decode(self.encode(x)), x,
+                                                      reduction="sum") / len(x)
+            return rec, {"rec": rec.item()}
+
+        def disc_loss(self, z, z_prior, labels=None):
+            """Mean BCE of Disc on [z_prior, z] against [1, 0], no gradient to the codes; and its
+            accuracy."""
+            both = torch.cat([z_prior.detach(), z.detach()])
+            labels = None if labels is None else torch.cat([torch.as_tensor(labels)] * 2)
+            logits = self.discriminate(both, labels)
+            target = torch.cat([torch.ones(len(z_prior)), torch.zeros(len(z))]).to(logits)
+            accuracy = ((logits > 0) == (target > 0)).to(torch.float64).mean().item()
+            return TF.binary_cross_entropy_with_logits(logits, target), accuracy
+
+        def gen_loss(self, z, labels=None):
+            """Mean −ln D(z), the non-saturating generator loss."""
+            logits = self.discriminate(z, labels)
+            return TF.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+        forward = loss
+
     made = dict(MaskedConv2d=MaskedConv2d, GatedLayer=GatedLayer, Head=Head, PixelCNN=PixelCNN,
-                VAE=VAE, PixelVAE=PixelVAE)
+                StandardPrior=StandardPrior, MixturePrior=MixturePrior, VampPrior=VampPrior,
+                AE=AE, VAE=VAE, PixelVAE=PixelVAE, AAE=AAE)
     for name, cls in made.items():  # where pickle looks for them: see __getattr__
         cls.__module__, cls.__qualname__ = __name__, name
     return type("TorchClasses", (), made)

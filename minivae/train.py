@@ -196,16 +196,29 @@ def stopped(what: str, checkpoint: str | None, saved_epoch: int) -> FloatingPoin
     return FloatingPointError(what + kept)
 
 
-def gradient_step(model, x: np.ndarray, optimizer, rng: np.random.Generator, y=None) -> dict:
-    """The default step, one of gradient descent on model.loss: loss → zero_grad → backward →
-    step. Returns {'loss': its value}; a non-finite loss changes nothing (fit stops the run on it).
-    `y` (labels) is not used."""
-    loss, _ = model.loss(Tensor(x), rng)
+def descend(loss: Tensor, optimizer, what: str = "loss") -> None:
+    """One step of `optimizer` down `loss`: zero_grad → backward → step. A NaN or infinite loss
+    is not stepped (the caller reports it, and fit stops on it); a finite loss whose gradient is
+    NaN or infinite raises FloatingPointError naming `what`, before the step. Either way no
+    parameter and no optimiser state changes: the model in memory keeps the last good values."""
     if not math.isfinite(loss.item()):
-        return {"loss": loss.item()}
+        return
     optimizer.zero_grad()
     loss.backward()
+    for p in optimizer.params:
+        if p.grad is not None and not np.isfinite(p.grad).all():
+            bad = p.grad[~np.isfinite(p.grad)].flat[0]
+            raise FloatingPointError(f"the gradient of {what} is {bad} (the {what} itself is "
+                                     f"{loss.item():.6g})")
     optimizer.step()
+
+
+def gradient_step(model, x: np.ndarray, optimizer, rng: np.random.Generator, y=None) -> dict:
+    """The default step, one of gradient descent on model.loss (see `descend`). Returns {'loss':
+    its value}; a non-finite loss changes nothing (fit stops the run on it), nor does a finite
+    loss with a non-finite gradient (FloatingPointError). `y` (labels) is not used."""
+    loss, _ = model.loss(Tensor(x), rng)
+    descend(loss, optimizer)
     return {"loss": loss.item()}
 
 
@@ -239,11 +252,13 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
     test set is binarised once, with a fixed seed. With `out`, the checkpoint
     `out/checkpoint.npz` and `out/history.json` are written after every epoch; `resume=True`
     continues from that checkpoint, `overwrite=True` replaces it; without either a folder that
-    holds a run is refused (check_run_folder). A NaN or infinite loss stops training with
-    FloatingPointError, a non-finite test number too (before its epoch is saved); the last good
-    checkpoint stays in place. Two runs cannot write into one `out` at once, and a resumed run
-    must have the settings of the saved one (see open_run). `settings` adds to what the run
-    records and compares on resume (the examples add the data set's name, for runs.load_run).
+    holds a run is refused (check_run_folder). A NaN or infinite loss (or gradient) stops
+    training with FloatingPointError, a non-finite test number too (before its epoch is saved);
+    the step that met it is not applied, so the model in memory keeps the last good parameters,
+    and the last good checkpoint stays in place. Two runs cannot write into one `out` at once,
+    and a resumed run must have the settings of the saved one (see open_run). `settings` adds to
+    what the run records and compares on resume (the examples add the data set's name, for
+    runs.load_run).
 
     The hooks, for what differs between models:
       step(x, optimizer, rng, y) -> dict of floats, the first the loss shown in the progress bar;
@@ -281,7 +296,12 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
                     on_step(epoch - 1 + i / steps)
                 x, y = batch if y_train is not None else (batch, None)
                 x = data.binarize(x, rng) if binarize else x
-                parts = step(x, optimizer, rng, y)
+                try:
+                    parts = step(x, optimizer, rng, y)
+                except FloatingPointError as error:  # a non-finite gradient, before its step
+                    progress.close()
+                    raise stopped(f"{error} at epoch {epoch}, step {i}", checkpoint,
+                                  saved_epoch) from None
                 if _not_finite(parts):
                     progress.close()
                     raise stopped(f"{_not_finite(parts)} at epoch {epoch}, step {i}", checkpoint,

@@ -1,15 +1,18 @@
 """torch_bridge: every supported module gives PyTorch's outputs and gradients at the same weights
-(float64, within 1e-10), torch -> minivae -> torch keeps every tensor bit for bit, and anything
-unsupported is refused by name."""
+(float64, within 1e-10), every model minivae trains (AE, VAE and PixelVAE with each prior, the
+AAE) converts whole with its losses and gradients, torch -> minivae -> torch keeps every tensor
+bit for bit, and anything unsupported is refused by name: the bridge never drops a part."""
 import io
 import os
 
 import numpy as np
 import pytest
 
-from minivae import nn
+from minivae import nn, priors
 from minivae.models import pixelcnn
+from minivae.models.aae import AAE
 from minivae.models.ae import AE
+from minivae.models.pca import PCA
 from minivae.models.pixelvae import PixelVAE
 from minivae.models.vae import VAE
 from minivae.tensor import Tensor
@@ -119,6 +122,22 @@ MODELS = {
 }
 
 
+def prior_data(dtype):
+    return (np.random.default_rng(5).random((6, 1, 28, 28)) < 0.3).astype(dtype)
+
+
+for _prior in ("mixture", "vamp"):  # the learned priors, with every parameter they learn
+    MODELS[f"vae-mlp-{_prior}"] = lambda seed, dtype, prior=_prior: VAE.mlp(
+        latent_dim=3, hidden=16, prior=prior, prior_components=4, prior_data=prior_data(dtype),
+        beta=0.7, rng=np.random.default_rng(seed), dtype=dtype)
+    MODELS[f"vae-conv-{_prior}"] = lambda seed, dtype, prior=_prior: VAE.conv(
+        latent_dim=2, prior=prior, prior_components=3, prior_data=prior_data(dtype),
+        rng=np.random.default_rng(seed), dtype=dtype)
+    MODELS[f"pixelvae-{_prior}"] = lambda seed, dtype, prior=_prior: PixelVAE(
+        3, channels=4, layers=2, prior=prior, prior_components=4, prior_data=prior_data(dtype),
+        rng=np.random.default_rng(seed), dtype=dtype)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_a_models_torch_twin_has_the_same_loss_and_gradients(name):
     model = MODELS[name](0, np.float64)
@@ -137,7 +156,7 @@ def test_a_models_torch_twin_has_the_same_loss_and_gradients(name):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["vae-conv", "pixelvae"])
+@pytest.mark.parametrize("name", ["vae-conv", "pixelvae", "vae-mlp-mixture", "pixelvae-vamp"])
 def test_torch_to_minivae_to_torch_keeps_every_tensor_bit_for_bit(name, dtype):
     net = to_torch(MODELS[name](0, dtype))
     generator = torch.Generator().manual_seed(0)
@@ -165,10 +184,154 @@ def test_unsupported_modules_are_refused_by_name():
         to_torch(nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh(), Custom())))
     with pytest.raises(TypeError, match="no PyTorch equivalent for MyLinear; supported: Linear"):
         to_torch(MyLinear(2, 3))
-    with pytest.raises(TypeError, match=r"AE; .*to_torch\(model\.encoder\)"):
-        to_torch(AE.mlp(latent_dim=2, hidden=4))
-    with pytest.raises(TypeError, match="the prior MixturePrior of this VAE"):
-        to_torch(VAE.mlp(latent_dim=2, hidden=4, prior="mixture", prior_components=2))
+    with pytest.raises(TypeError, match=r"no PyTorch equivalent for Custom \(at 'decoder\.4'\)"):
+        model = VAE.mlp(latent_dim=2, hidden=4)
+        model.decoder = nn.Sequential(*model.decoder, Custom())
+        to_torch(model)
+
+
+@pytest.mark.parametrize("loss", ["bernoulli", "mse"])
+def test_the_autoencoders_torch_twin_has_the_same_loss_and_gradients(loss):
+    model = AE.mlp(latent_dim=3, hidden=16, loss=loss, rng=np.random.default_rng(0),
+                   dtype=np.float64)
+    net = to_torch(model)
+    x = np.random.default_rng(1).random((4, 1, 28, 28))
+    ours, parts = model.loss(Tensor(x))
+    ours.backward()
+    theirs, their_parts = net.loss(torch.from_numpy(x))
+    theirs.backward()
+    np.testing.assert_allclose(ours.item(), theirs.item(), **TOL)
+    np.testing.assert_allclose(parts["rec"], their_parts["rec"], **TOL)
+    assert_same_gradients(model, net, f"AE {loss}")
+
+
+def zero_grads(*modules):
+    for module in modules:
+        for p in module.parameters():
+            p.grad = None
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "radial", "supervised"])
+def test_the_aaes_torch_twin_has_the_same_three_losses_and_gradients(prior):
+    """Each phase's loss, at the same codes and prior samples (and labels, for the supervised
+    prior's discriminator): the same value and the same gradient for every parameter it reaches,
+    within 1e-10 (float64); the discriminator's accuracy too."""
+    model = AAE.mlp(latent_dim=2, prior=prior, hidden=16, rng=np.random.default_rng(0),
+                    dtype=np.float64)
+    net = to_torch(model)
+    rng = np.random.default_rng(1)
+    x = rng.random((6, 1, 28, 28))
+    labels = rng.integers(0, 10, 6) if prior == "supervised" else None
+    z_prior = model.sample_prior(6, rng, labels=labels)
+    x_t, z_prior_t = torch.from_numpy(x), torch.from_numpy(z_prior)
+    labels_t = None if labels is None else torch.from_numpy(labels)
+
+    def check(ours, theirs, what):
+        zero_grads(model, net)
+        ours.backward()
+        theirs.backward()
+        np.testing.assert_allclose(ours.item(), theirs.item(), **TOL, err_msg=what)
+        twin = dict(net.named_parameters())
+        for name, p in model.named_parameters():
+            if p.grad is None:  # a part this loss does not reach: not in torch's either
+                assert twin[name].grad is None or not twin[name].grad.any(), f"{what}: {name}"
+            else:
+                np.testing.assert_allclose(p.grad, twin[name].grad.numpy(), **TOL,
+                                           err_msg=f"{what}: {name}")
+
+    check(model.loss(Tensor(x))[0], net.loss(x_t)[0], "rec")
+    z, z_t = model.encode(Tensor(x)), net.encode(x_t)
+    (ours, accuracy), (theirs, their_accuracy) = (model.disc_loss(z, z_prior, labels),
+                                                  net.disc_loss(z_t, z_prior_t, labels_t))
+    assert accuracy == their_accuracy
+    check(ours, theirs, "disc")
+    check(model.gen_loss(model.encode(Tensor(x)), labels), net.gen_loss(net.encode(x_t), labels_t),
+          "gen")
+
+
+@pytest.mark.parametrize("name", ["vae-mlp-mixture", "pixelvae-vamp"])
+def test_a_learned_priors_log_joint_is_the_same_in_torch(name):
+    """ln p(x|z) + ln p(z) (the IWAE weights' numerator) at given z, and its gradients with respect
+    to z and every parameter (the prior's and, for the VampPrior, the encoder's through the
+    pseudo-inputs), within 1e-10."""
+    model = MODELS[name](0, np.float64)
+    net = to_torch(model)
+    rng = np.random.default_rng(3)
+    x = (rng.random((3, 1, 28, 28)) < 0.4).astype(np.float64)
+    z = rng.standard_normal((3, model.config.latent_dim))
+    y_bar = rng.standard_normal(3)
+    z_ours, z_theirs = Tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+    ours, theirs = model.log_joint(x, z_ours), net.log_joint(torch.from_numpy(x), z_theirs)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), **TOL)
+    (ours * y_bar).sum().backward()
+    (theirs * torch.from_numpy(y_bar)).sum().backward()
+    np.testing.assert_allclose(z_ours.grad, z_theirs.grad.numpy(), **TOL)
+    twin = dict(net.named_parameters())
+    for key, p in model.named_parameters():
+        if key.startswith("prior.") or (name.startswith("pixelvae") and key.startswith("encoder.")):
+            np.testing.assert_allclose(p.grad, twin[key].grad.numpy(), **TOL, err_msg=key)
+
+
+# ---------------------------------------------------------------- the bridge never drops a part
+
+
+EVERY_MODEL = {
+    **{f"VAE.{build}-{prior}": (lambda build=build, prior=prior: getattr(VAE, build)(
+        latent_dim=2, **({"hidden": 8} if build == "mlp" else {}), prior=prior,
+        prior_components=3, prior_data=prior_data(np.float32), rng=np.random.default_rng(0)))
+       for build in ("mlp", "conv") for prior in priors.PRIORS},
+    **{f"PixelVAE-{prior}": (lambda prior=prior: PixelVAE(
+        2, channels=2, layers=1, prior=prior, prior_components=3,
+        prior_data=prior_data(np.float32), rng=np.random.default_rng(0)))
+       for prior in priors.PRIORS},
+    "PixelVAE-no-latent": lambda: PixelVAE(0, channels=2, layers=1, rng=np.random.default_rng(0)),
+    "PixelCNN": lambda: pixelcnn.PixelCNN((1, 5, 5), 2, 1, cond_dim=2,
+                                          rng=np.random.default_rng(0)),
+    **{f"AE.{build}-{loss}": (lambda build=build, loss=loss: getattr(AE, build)(
+        latent_dim=2, **({"hidden": 8} if build == "mlp" else {}), loss=loss,
+        rng=np.random.default_rng(0)))
+       for build in ("mlp", "conv") for loss in ("bernoulli", "mse")},
+    **{f"AAE-{prior}": (lambda prior=prior: AAE.mlp(latent_dim=2, prior=prior, hidden=8,
+                                                    rng=np.random.default_rng(0)))
+       for prior in priors.NAMES},
+    "MixturePrior": lambda: priors.MixturePrior(2, 3, rng=np.random.default_rng(0)),
+    "StandardPrior": lambda: priors.StandardPrior(2),
+}
+REFUSED = {  # what cannot convert, and the name the refusal must give
+    "PCA": (lambda: PCA(2), "PCA .*is not a minivae module"),
+    "VampPrior-alone": (lambda: EVERY_MODEL["VAE.mlp-vamp"]().prior,
+                        "a VampPrior .* converts only with its model"),
+}
+
+
+@pytest.mark.parametrize("name", [*EVERY_MODEL, *REFUSED])
+def test_every_model_converts_every_parameter_or_is_refused_by_name(name):
+    """Every model class minivae trains, with each prior it takes: to_torch converts every
+    parameter (the same keys, each value bit for bit, no parameter in torch that minivae lacks),
+    or raises TypeError naming what it cannot convert."""
+    if name in REFUSED:
+        make, message = REFUSED[name]
+        with pytest.raises(TypeError, match=message):
+            to_torch(make())
+        return
+    model = EVERY_MODEL[name]()
+    net = to_torch(model)
+    ours = dict(model.named_parameters())
+    theirs = dict(net.named_parameters())
+    assert len(ours) == len(model.parameters())  # no parameter reached twice
+    assert set(theirs) == set(ours), set(theirs) ^ set(ours)
+    assert set(net.state_dict()) == set(ours)  # no buffer posing as a parameter
+    for key, p in ours.items():
+        assert theirs[key].detach().numpy().tobytes() == p.data.tobytes(), key
+
+
+def test_a_part_added_to_a_model_is_never_dropped_silently():
+    """A parameter the model's builder does not know of (set on the model by hand) is not left
+    behind: to_torch refuses, naming it."""
+    model = VAE.mlp(latent_dim=2, hidden=4, prior="mixture", prior_components=2)
+    model.temperature = nn.Parameter(np.ones(1, np.float32))
+    with pytest.raises(KeyError, match="temperature"):
+        to_torch(model)
 
 
 def test_from_torch_refuses_other_keys_and_leaves_the_module_as_it_was():
@@ -194,6 +357,22 @@ def test_the_torch_pixelcnn_samples_minivaes_images_and_pickles():
     theirs = net.sample(5, torch.from_numpy(h), torch.from_numpy(noise))
     np.testing.assert_array_equal(net_ours.sample(5, h=h, noise=noise, cached=True),
                                   theirs.numpy())
+
+
+def test_a_torch_vampprior_pickles_with_its_model_and_uses_that_models_encoder():
+    """The torch VampPrior calls its model's encode (as minivae's does): after torch.save and
+    torch.load the copy's prior follows the copy's encoder, not the original's."""
+    net = to_torch(MODELS["vae-mlp-vamp"](0, np.float64))
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    copy = torch.load(buffer, weights_only=False)
+    z = torch.from_numpy(np.random.default_rng(4).standard_normal((5, 3)))
+    assert torch.equal(copy.prior.log_prob(z), net.prior.log_prob(z))
+    with torch.no_grad():
+        copy.encoder[1].bias.add_(1.0)
+    assert not torch.allclose(copy.prior.log_prob(z), net.prior.log_prob(z))
+    assert "components=4, latent_dim=3" in repr(copy.prior)
 
 
 def test_to_torch_leaves_torchs_random_state_alone():

@@ -44,7 +44,7 @@ from minivae import functional as F
 from minivae.metrics import encode_all, mmd_rbf, median_heuristic
 from minivae.models.networks import IMAGE_SHAPE, mlp, mlp_decoder, mlp_encoder
 from minivae.tensor import Tensor, as_tensor, no_grad
-from minivae.train import evaluate
+from minivae.train import descend, evaluate
 
 
 @dataclass
@@ -175,18 +175,14 @@ class AAE(nn.Module):
     def reconstruction_phase(self, x: Tensor, optimizer: optim.Optimizer) -> float:
         """Phase 1: one step of the encoder and decoder on the reconstruction loss."""
         rec, _ = self.loss(x)
-        optimizer.zero_grad()
-        rec.backward()
-        optimizer.step()
+        descend(rec, optimizer, "rec")  # not applied if rec or its gradient is NaN or infinite
         return rec.item()
 
     def discriminator_phase(self, z, optimizer: optim.Optimizer, rng: np.random.Generator,
                             labels=None) -> tuple[float, float]:
         """Phase 2a: one step of the discriminator, telling prior samples from the codes z."""
         loss, accuracy = self.disc_loss(z, self.sample_prior(len(z), rng, labels=labels), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        descend(loss, optimizer, "disc")
         return loss.item(), accuracy
 
     def generator_phase(self, z: Tensor, optimizer: optim.Optimizer, labels=None) -> float:
@@ -195,9 +191,7 @@ class AAE(nn.Module):
         the backward pass computes no gradient for it (backward too runs inside the block)."""
         with nn.frozen(self.discriminator):
             loss = self.gen_loss(z, labels)
-            optimizer.zero_grad()
-            loss.backward()
-        optimizer.step()
+            descend(loss, optimizer, "gen")
         return loss.item()
 
     def step(self, x, optimizers: optim.Optimizers, rng: np.random.Generator,
@@ -209,10 +203,14 @@ class AAE(nn.Module):
                              f"images' labels (train.fit's y_train and y_test)")
         x = as_tensor(x).detach()
         rec = self.reconstruction_phase(x, optimizers.rec)
+        if not math.isfinite(rec):  # not applied; fit stops on it, before the other phases
+            return {"rec": rec}
         # One encoder pass serves both regularisation phases: the encoder does not change
         # between them, so its codes and their graph are the same for both.
         z = self.encode(x)  # (B, latent)
         disc, accuracy = self.discriminator_phase(z.detach(), optimizers.disc, rng, labels)
+        if not math.isfinite(disc):
+            return {"rec": rec, "disc": disc}
         gen = self.generator_phase(z, optimizers.gen, labels)
         return {"rec": rec, "disc": disc, "gen": gen, "disc_accuracy": accuracy}
 

@@ -166,6 +166,7 @@ class PixelCNN(nn.Module):
         pixel (the oracle); cached=True: only what each new pixel changes. With return_logits,
         also the logit each pixel was drawn with, (n, 1, H, W); with progress, a progress bar
         row by row (on stderr)."""
+        n = checks.integer(n, "n", "PixelCNN.sample")  # (NumPy would fail on 0 or -3 deep inside)
         shape = (n,) + self.image_shape
         if noise is None:
             if rng is None:

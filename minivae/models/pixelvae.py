@@ -143,6 +143,7 @@ class PixelVAE(nn.Module):
     def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True,
                progress: bool = False) -> np.ndarray:
         """n images from the model: z ~ p(z), then x ~ p(x|z)."""
+        n = checks.integer(n, "n", "PixelVAE.sample")
         return self.decode(self.prior.sample(n, rng), rng, cached=cached, progress=progress)
 
     def reconstruct(self, x, rng: np.random.Generator, cached: bool = True,
