@@ -205,8 +205,9 @@ def descend(loss: Tensor, optimizer, what: str = "loss") -> None:
         return
     optimizer.zero_grad()
     loss.backward()
-    for p in optimizer.params:
-        if p.grad is not None and not np.isfinite(p.grad).all():
+    for p in optimizer.params:  # a sum is NaN or ±inf if any term is: one cheap pass each
+        if p.grad is not None and not math.isfinite(p.grad.sum()) and \
+                not np.isfinite(p.grad).all():  # (not merely a sum too large to hold)
             bad = p.grad[~np.isfinite(p.grad)].flat[0]
             raise FloatingPointError(f"the gradient of {what} is {bad} (the {what} itself is "
                                      f"{loss.item():.6g})")
