@@ -92,6 +92,7 @@ def run(args):
                   settings={"dataset": args.data})
     x_test = data.binarize(x_test, np.random.default_rng([args.seed, 1]))  # as fit evaluated it
 
+    evaluation_start = time.perf_counter()
     last = history[-1]
     metrics = {"data": args.data, "model": "pixelvae" if args.latent_dim else "pixelcnn",
                "latent_dim": args.latent_dim, "channels": args.channels, "layers": args.layers,
@@ -120,6 +121,10 @@ def run(args):
     print(f"test -ELBO {metrics['test_loss']:.2f} nats/image = rec {metrics['test_rec']:.2f} "
           f"+ KL {metrics['test_kl']:.2f}; {nll_name} {nll:.2f} = "
           f"{metrics['bits_per_dim']:.4f} bits/dim{units}")
+    metrics["seconds_training"] = float(sum(h["seconds"] for h in history))
+    metrics["seconds_evaluation"] = time.perf_counter() - evaluation_start
+    print(f"training {metrics['seconds_training']:.0f} s (the epochs' steps), evaluation "
+          f"{metrics['seconds_evaluation']:.0f} s")
     write_json(os.path.join(args.out, "metrics.json"), metrics)
     draw(model, x_test, y_test, history, args.out)
 

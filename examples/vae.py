@@ -13,6 +13,7 @@ and `examples/sample.py folder` reload the trained model.
 """
 import argparse
 import os
+import time
 
 import numpy as np
 
@@ -77,6 +78,7 @@ def run(args):
     if args.binarize:  # evaluate on the same fixed binarisation the loop used
         x_test = data.binarize(x_test, np.random.default_rng([args.seed, 1]))
 
+    evaluation_start = time.perf_counter()
     last = history[-1]
     metrics = {"data": args.data, "model": "conv-vae" if args.conv else "mlp-vae",
                "latent_dim": args.latent_dim, "likelihood": args.likelihood,
@@ -96,6 +98,10 @@ def run(args):
           f"+ KL {metrics['test_kl']:.2f}; {nll_name} {nll:.2f} = "
           f"{metrics['bits_per_dim']:.4f} bits/dim; active units "
           f"{metrics['active_units']}/{args.latent_dim}")
+    metrics["seconds_training"] = float(sum(h["seconds"] for h in history))
+    metrics["seconds_evaluation"] = time.perf_counter() - evaluation_start
+    print(f"training {metrics['seconds_training']:.0f} s (the epochs' steps), evaluation "
+          f"{metrics['seconds_evaluation']:.0f} s")
     write_json(os.path.join(out, "metrics.json"), metrics)
     draw(model, x_test, y_test, history, out)
 
