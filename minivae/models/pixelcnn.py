@@ -37,7 +37,6 @@ import numpy as np
 from minivae import functional as F
 from minivae import nn
 from minivae.distributions import Bernoulli
-from minivae.kernels import gate
 from minivae.tensor import Tensor, as_tensor, no_grad
 
 FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
@@ -210,8 +209,8 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def _gate(x: np.ndarray) -> np.ndarray:
-    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), as F.gated_tanh."""
-    return gate.gated_tanh(x)[0]
+    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), the op itself."""
+    return F.gated_tanh(Tensor(x)).data
 
 
 class _MaskedTaps:

@@ -38,9 +38,9 @@ import math
 
 import numpy as np
 
-from minivae.kernels import threads
-from minivae.kernels.dense import IDENTITY
-from minivae.kernels.im2col import col2im, crop_from_phases, from_wide, im2col, pad_into_phases, phase_shape, to_wide
+from minivae.kernels.fast import threads
+from minivae.kernels.fast.dense import IDENTITY
+from minivae.kernels.fast.im2col import col2im, crop_from_phases, from_wide, im2col, pad_into_phases, phase_shape, to_wide
 
 COLS_BYTES = 2**20  # a chunk's columns: about half a core's L2 cache
 MIN_CHUNKS = 8  # so that 2 or 4 workers share a batch evenly; never the number of workers (see above)
@@ -240,16 +240,6 @@ def _scatter(g, w, taps, image_shape, stride, padding, bias, activation, slope) 
 
     batch.each_chunk(chunk)
     return image
-
-
-def conv2d_backward_input(y_bar: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int, padding: int,
-                          mask: np.ndarray | None = None) -> np.ndarray:
-    """x_bar[n] = col2im(W.T @ y_bar[n]) of y = conv2d(x, w * mask): every output gradient flows
-    back to the pixels its window read."""
-    y_bar, w = _prepare(y_bar, w)
-    no_bias = np.zeros(x_shape[1], y_bar.dtype)
-    return _scatter(y_bar, w, taps_of(mask, *w.shape[2:]), tuple(x_shape), stride, padding, no_bias,
-                    IDENTITY, 0.0)
 
 
 def conv_transpose2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,

@@ -14,7 +14,7 @@ Elementwise, so the result is the same for any number of workers. The NumPy twin
 """
 import numpy as np
 
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 
 CHUNK_BYTES = 2**20  # of x per chunk: about half a core's L2 cache, as conv.COLS_BYTES
 

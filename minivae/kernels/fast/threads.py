@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from minivae.kernels import fpenv
+from minivae.kernels.fast import fpenv
 
 
 def _find_openblas():
@@ -76,12 +76,15 @@ def set_num_threads(n: int) -> None:
     _workers = int(n) if _openblas is not None else 1
     if _pool is not None:
         _pool.shutdown()
-    _pool = _new_pool()
+    _pool = None  # the next run starts n - 1 threads
 
 
-def _new_pool():
-    """The threads behind workers 1 .. n - 1 (worker 0 is the caller), or None for one worker."""
-    return ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
+def _started_pool() -> ThreadPoolExecutor:
+    """The threads behind workers 1 .. n - 1 (worker 0 is the caller), started on first use."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae")
+    return _pool
 
 
 def _after_fork_in_child():
@@ -89,7 +92,7 @@ def _after_fork_in_child():
     some thread held): start afresh, or the child's first convolution would wait forever."""
     global _pool
     _blas.update(lock=threading.Lock(), users=0)
-    _pool = _new_pool()
+    _pool = None
 
 
 def get_num_threads() -> int:
@@ -143,7 +146,8 @@ def run(work) -> None:
             return work(0, 1)
     fp_mode = fpenv.get_mode()
     with one_blas_thread():
-        others = [_pool.submit(_as_worker, work, w, n, fp_mode) for w in range(1, n)]
+        pool = _started_pool()
+        others = [pool.submit(_as_worker, work, w, n, fp_mode) for w in range(1, n)]
         try:
             _as_worker(work, 0, n, fp_mode)
         finally:

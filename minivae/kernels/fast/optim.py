@@ -12,7 +12,7 @@ form (benchmarks/README.md). The NumPy twin is `reference.adam_update`.
 import numpy as np
 from numba import njit
 
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 
 CHUNK = 2**16  # elements per piece: 256 KB of each float32 array, a few pieces per worker for a layer
 

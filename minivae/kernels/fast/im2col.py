@@ -26,7 +26,7 @@ Every kernel is nogil, so the workers' copies run at the same time (conv.py shar
 import numpy as np
 from numba import njit
 
-from minivae.kernels.dense import _act, _act_grad
+from minivae.kernels.fast.dense import _act, _act_grad
 
 
 def phase_shape(m, C, H, W, stride, padding):
