@@ -8,8 +8,9 @@ This is the way past one machine: a model understood (or trained) in minivae con
 on a GPU or in distributed training, without retraining, and comes back for a look inside.
 
     Linear, Conv2d, ConvTranspose2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Unflatten,
-    Sequential                       their torch.nn namesakes ('0', '1', ... keys as in minivae;
-                                     minivae's fused layer + activation is two modules there)
+    Sequential                       their torch.nn namesakes, with the same keys: a layer with an
+                                     activation is two modules there (Linear, ReLU), in the two
+                                     places minivae's Sequential gives it
     MaskedConv2d                     torch.nn.Conv2d computing with weight · mask, the (k, k)
                                      mask ('A', 'B', 'V', 'HA', 'HB') a non-persistent buffer,
                                      so it moves with .to(device) and stays out of the state_dict
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -67,16 +69,20 @@ def from_torch(state_dict, module: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- minivae module -> torch module
 
 
-def _convert(m: nn.Module, where: str):
+def _convert(m: nn.Module, where: str, in_sequential: bool = False):
     build = _builders().get(type(m))  # the exact type: a subclass may compute something else
+    if getattr(m, "activation", "identity") != "identity" and not in_sequential:
+        raise TypeError(f"to_torch: {type(m).__name__}{f' (at {where!r})' if where else ''} has "
+                        f"activation={m.activation!r}, which torch.nn keeps in a module of its "
+                        f"own: convert it inside a Sequential (nn.Sequential(layer))")
     if build is None:
         hint = ("; a model's parts may convert on their own, e.g. to_torch(model.encoder)"
                 if any(True for _ in m.named_children()) else "")
         raise TypeError(f"to_torch: no PyTorch equivalent for {type(m).__name__}"
                         f"{f' (at {where!r})' if where else ''}; supported: "
                         f"{', '.join(SUPPORTED)}{hint}")
-    return build(m, lambda child, name: None if child is None else
-                 _convert(child, f"{where}.{name}" if where else name))
+    return build(m, lambda child, name, in_sequential=False: None if child is None else
+                 _convert(child, f"{where}.{name}" if where else name, in_sequential))
 
 
 @functools.cache
@@ -90,6 +96,20 @@ def _builders() -> dict:
         for name in names:
             setattr(net, name, sub(getattr(m, name), name))
         return net
+
+    def sequential(m, sub):
+        """Each layer under its own name; a layer's activation as the module after it."""
+        layers = OrderedDict()
+        for name, child in m.named_children():
+            layers[name] = sub(child, name, in_sequential=True)
+            if getattr(child, "activation", "identity") != "identity":
+                layers[str(int(name) + 1)] = activation_module(child)
+        return tnn.Sequential(layers)
+
+    def activation_module(layer):
+        if layer.activation == "leaky_relu":
+            return tnn.LeakyReLU(layer.slope)
+        return {"relu": tnn.ReLU, "sigmoid": tnn.Sigmoid, "tanh": tnn.Tanh}[layer.activation]()
 
     def vae_model(m, sub):
         _standard_prior(m)
@@ -116,8 +136,7 @@ def _builders() -> dict:
         nn.Tanh: lambda m, sub: tnn.Tanh(),
         nn.Flatten: lambda m, sub: tnn.Flatten(m.start_dim),
         nn.Unflatten: lambda m, sub: tnn.Unflatten(m.dim, m.sizes),
-        nn.Sequential: lambda m, sub: tnn.Sequential(*(sub(child, name)
-                                                       for name, child in m.named_children())),
+        nn.Sequential: sequential,
         pixelcnn.GatedLayer: lambda m, sub: children(
             T.GatedLayer(m.first, m.last), m, sub,
             "vertical", "horizontal", "link", "out", "cond_v", "cond_h"),
