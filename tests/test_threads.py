@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 
 needs_openblas = pytest.mark.skipif(threads._openblas is None, reason="NumPy's BLAS is not an OpenBLAS ctypes can find")
 
