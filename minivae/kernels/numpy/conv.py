@@ -58,7 +58,8 @@ def conv2d(x, w, b, stride, padding, mask=None, activation="identity", slope=0.0
     mask: (kH, kW) or None -> y: (B, C_out, H_out, W_out)."""
     B, _, H, W = x.shape
     C_out, _, kH, kW = w.shape
-    W_ = (w if mask is None else w * mask).reshape(C_out, -1)  # (C_out, C_in·kH·kW)
+    mask = np.ones((kH, kW), w.dtype) if mask is None else np.asarray(mask, w.dtype)
+    W_ = (w * mask).reshape(C_out, -1)  # (C_out, C_in·kH·kW)
     a = W_ @ im2col(x, kH, kW, stride, padding) + b[:, None]  # (C_out, B·H_out·W_out)
     a = a.reshape(C_out, B, *_sizes(H, W, kH, kW, stride, padding)).transpose(1, 0, 2, 3)
     return activate(a, activation, slope)
@@ -70,10 +71,11 @@ def conv2d_backward(y_bar, x, w, y, stride, padding, mask=None, activation="iden
     w_bar = (a_bar @ cols(x)ᵀ)·mask;  b_bar = Σ_(n, oh, ow) a_bar."""
     C_out, _, kH, kW = w.shape
     a_bar = _rows(act_backward(y, y_bar, activation, slope))  # (C_out, B·H_out·W_out)
-    W_ = (w if mask is None else w * mask).reshape(C_out, -1)  # (C_out, C_in·kH·kW)
+    mask = np.ones((kH, kW), w.dtype) if mask is None else np.asarray(mask, w.dtype)
+    W_ = (w * mask).reshape(C_out, -1)  # (C_out, C_in·kH·kW)
     x_bar = col2im(W_.T @ a_bar, x.shape, kH, kW, stride, padding) if need_x_bar else None
     w_bar = (a_bar @ im2col(x, kH, kW, stride, padding).T).reshape(w.shape)  # (C_out, C_in, kH, kW)
-    return x_bar, (w_bar if mask is None else w_bar * mask), a_bar.sum(axis=1)
+    return x_bar, w_bar * mask, a_bar.sum(axis=1)
 
 
 def conv_transpose2d(x, w, b, stride, padding, output_padding=0, activation="identity", slope=0.01):
