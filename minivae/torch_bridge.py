@@ -180,9 +180,9 @@ def _torch_classes():
         a, b = x.chunk(2, dim=1)
         return torch.tanh(a) * torch.sigmoid(b)
 
-    def plus_bias(a, linear, h):
-        """a + W h as a bias per (sample, channel), as pixelcnn._plus_bias."""
-        return a if linear is None else a + linear(h)[:, :, None, None]
+    def plus_bias(a, linear, cond):
+        """a + W y as a bias per (sample, channel), as pixelcnn._plus_bias."""
+        return a if linear is None else a + linear(cond)[:, :, None, None]
 
     class MaskedConv2d(tnn.Conv2d):
         """y = x ⋆ (W · mask) + b: minivae's MaskedConv2d."""
@@ -200,46 +200,46 @@ def _torch_classes():
             return f"mask_type={self.mask_type!r}, " + super().extra_repr()
 
     class GatedLayer(tnn.Module):
-        """pixelcnn.GatedLayer: (v, h) -> (v', h'), v' None after the last layer."""
+        """pixelcnn.GatedLayer: (v, h_stack) -> (v', h_stack'), v' None after the last layer."""
 
         def __init__(self, first, last):
             super().__init__()
             self.first, self.last = first, last
 
-        def forward(self, v, h_in, cond=None):
+        def forward(self, v, h_stack, cond=None):
             v_pre = self.vertical(v)
             shifted = TF.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # one row down, zeros on top
-            h_pre = self.horizontal(h_in) + self.link(shifted)
+            h_pre = self.horizontal(h_stack) + self.link(shifted)
             u = gate(plus_bias(h_pre, self.cond_h, cond))
             v_out = None if self.last else gate(plus_bias(v_pre, self.cond_v, cond))
-            return v_out, (u if self.first else h_in + self.out(u))
+            return v_out, (u if self.first else h_stack + self.out(u))
 
     class Head(tnn.Module):
-        """pixelcnn.Head: logit = P ∗ g(Q ∗ h + c(h))."""
+        """pixelcnn.Head: logit = P ∗ g(Q ∗ h_L + c(y))."""
 
-        def forward(self, h, cond=None):
-            return self.logit(gate(plus_bias(self.hidden(h), self.cond, cond)))
+        def forward(self, h_stack, cond=None):
+            return self.logit(gate(plus_bias(self.hidden(h_stack), self.cond, cond)))
 
     class PixelCNN(tnn.Module):
-        """pixelcnn.PixelCNN: forward(x, h) -> logits (B, 1, H, W), log_prob, sample."""
+        """pixelcnn.PixelCNN: forward(x, cond) -> logits (B, 1, H, W), log_prob, sample."""
 
         def __init__(self, image_shape, cond_dim):
             super().__init__()
             self.image_shape, self.cond_dim = tuple(image_shape), cond_dim
 
-        def forward(self, x, h=None):
+        def forward(self, x, cond=None):
             v = h_stack = x
             for layer in self.layers:
-                v, h_stack = layer(v, h_stack, h)
-            return self.head(h_stack, h)
+                v, h_stack = layer(v, h_stack, cond)
+            return self.head(h_stack, cond)
 
-        def log_prob(self, x, h=None):
-            """ln p(x | h), (B,) nats."""
+        def log_prob(self, x, cond=None):
+            """ln p(x | y), (B,) nats."""
             return -TF.binary_cross_entropy_with_logits(
-                self(x, h), x, reduction="none").sum(dim=(1, 2, 3))
+                self(x, cond), x, reduction="none").sum(dim=(1, 2, 3))
 
         @torch.no_grad()
-        def sample(self, n, h=None, noise=None):
+        def sample(self, n, cond=None, noise=None):
             """x_i = [u_i < σ(logit_i)], pixel by pixel, one full pass per pixel; noise: uniforms
             (n, 1, H, W), drawn by torch.rand when not given."""
             weight = self.head.logit.weight
@@ -249,7 +249,7 @@ def _torch_classes():
             x = torch.zeros_like(noise)
             for r in range(x.shape[2]):
                 for c in range(x.shape[3]):
-                    logit = self(x, h)[:, 0, r, c]
+                    logit = self(x, cond)[:, 0, r, c]
                     x[:, 0, r, c] = (noise[:, 0, r, c] < torch.sigmoid(logit)).to(x.dtype)
             return x
 

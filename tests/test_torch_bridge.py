@@ -186,13 +186,13 @@ def test_the_torch_pixelcnn_samples_minivaes_images_and_pickles():
     net_ours = pixelcnn.PixelCNN((1, 6, 6), channels=4, layers=2, cond_dim=2,
                                  rng=np.random.default_rng(0), dtype=np.float64)
     rng = np.random.default_rng(3)
-    h, noise = rng.standard_normal((5, 2)), rng.random((5, 1, 6, 6))
+    cond, noise = rng.standard_normal((5, 2)), rng.random((5, 1, 6, 6))
     buffer = io.BytesIO()
     torch.save(to_torch(net_ours), buffer)  # the torch classes pickle
     buffer.seek(0)
     net = torch.load(buffer, weights_only=False)
-    theirs = net.sample(5, torch.from_numpy(h), torch.from_numpy(noise))
-    np.testing.assert_array_equal(net_ours.sample(5, h=h, noise=noise, cached=True),
+    theirs = net.sample(5, torch.from_numpy(cond), torch.from_numpy(noise))
+    np.testing.assert_array_equal(net_ours.sample(5, cond=cond, noise=noise, cached=True),
                                   theirs.numpy())
 
 

@@ -121,8 +121,8 @@ class PixelVAE(nn.Module):
     def decode(self, z, rng: np.random.Generator, noise=None, cached: bool = True) -> np.ndarray:
         """x ~ p(x|z), pixel by pixel: (N, 1, 28, 28) of 0/1 for codes z (N, latent)."""
         z = np.asarray(z, dtype=self.decoder.dtype)
-        h = z if self.config.latent_dim else None
-        return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached)
+        cond = z if self.config.latent_dim else None  # the PixelCNN's conditioning
+        return self.decoder.sample(len(z), rng, cond=cond, noise=noise, cached=cached)
 
     def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True) -> np.ndarray:
         """n images from the model: z ~ p(z), then x ~ p(x|z)."""
