@@ -44,12 +44,16 @@ def layer_cases() -> dict:
         "Sigmoid": (nn.Sigmoid(), [(3, 4)]), "Tanh": (nn.Tanh(), [(3, 4)]),
         "Flatten": (nn.Flatten(), [(2, 3, 4, 5)]),
         "Unflatten": (nn.Unflatten(1, (3, 4)), [(2, 12)]),
-        "Sequential-dense": (nn.Sequential(  # every pair minivae fuses
+        "Sequential-dense": (nn.Sequential(  # layers and activation modules
             nn.Linear(6, 5, **kw), nn.ReLU(), nn.Linear(5, 4, **kw), nn.LeakyReLU(0.1),
             nn.Linear(4, 3, **kw), nn.Sigmoid(), nn.Linear(3, 2, **kw), nn.Tanh()), [(4, 6)]),
+        "Sequential-dense-activations": (nn.Sequential(  # layers with their activations
+            nn.Linear(6, 5, activation="relu", **kw), nn.Linear(5, 4, activation="leaky_relu", slope=0.1, **kw),
+            nn.Linear(4, 3, activation="sigmoid", **kw), nn.Linear(3, 2, activation="tanh", **kw)), [(4, 6)]),
         "Sequential-conv": (nn.Sequential(
-            nn.Conv2d(1, 3, 3, padding=1, **kw), nn.ReLU(), nn.ConvTranspose2d(3, 2, 4, 2, 1, **kw),
-            nn.Tanh(), nn.Flatten(), nn.Linear(2 * 12 * 12, 3, **kw)), [(2, 1, 6, 6)]),
+            nn.Conv2d(1, 3, 3, padding=1, activation="relu", **kw),
+            nn.ConvTranspose2d(3, 2, 4, 2, 1, activation="tanh", **kw), nn.Flatten(),
+            nn.Linear(2 * 12 * 12, 3, **kw)), [(2, 1, 6, 6)]),
         "GatedLayer-first": (pixelcnn.GatedLayer(1, 3, 7, 2, True, False, **kw),
                              [(2, 1, 6, 6), (2, 1, 6, 6), (2, 2)]),
         "GatedLayer-middle": (pixelcnn.GatedLayer(3, 3, 3, 2, False, False, **kw),
@@ -169,6 +173,8 @@ def test_unsupported_modules_are_refused_by_name():
         to_torch(AE.mlp(latent_dim=2, hidden=4))
     with pytest.raises(TypeError, match="the prior MixturePrior of this VAE"):
         to_torch(VAE.mlp(latent_dim=2, hidden=4, prior="mixture", prior_components=2))
+    with pytest.raises(TypeError, match=r"Linear has activation='relu'.*inside a Sequential"):
+        to_torch(nn.Linear(2, 3, activation="relu"))  # torch.nn has no Linear with a ReLU inside
 
 
 def test_from_torch_refuses_other_keys_and_leaves_the_module_as_it_was():
