@@ -648,9 +648,9 @@ show(viz.prior_density(encode_all(mixture_vae, x_test).mu.data, y_test,
 # | `Tensor.backward()`, `no_grad()` | the C++ autograd engine, `torch.no_grad()` |
 # | `minivae.gradcheck` | `torch.autograd.gradcheck` |
 # | `viz.graph` | `torchviz.make_dot` (a separate package) |
-# | `kernels/` (Numba) and their NumPy twins | ATen's CPU and CUDA kernels, oneDNN, cuDNN |
-# | `kernels/threads.py`, `set_num_threads` | `torch.set_num_threads`, the intra-op thread pool |
-# | `kernels/fpenv.py` (subnormals flushed to zero) | `torch.set_flush_denormal(True)` |
+# | `kernels/`: the `fast` door (Numba) and the `numpy` door | ATen's CPU and CUDA kernels, oneDNN, cuDNN |
+# | `kernels/fast/threads.py`, `set_num_threads` | `torch.set_num_threads`, the intra-op thread pool |
+# | `kernels/fast/fpenv.py` (subnormals flushed to zero) | `torch.set_flush_denormal(True)` |
 # | `nn.Linear`, `Conv2d`, `ConvTranspose2d`, `Sequential` | `torch.nn`, the same names, shapes and keys |
 # | `nn.MaskedConv2d` | none built in: a Conv2d with weight · mask (the bridge's) |
 # | `optim.SGD`, `optim.Adam` | `torch.optim.SGD`, `torch.optim.Adam` (the same update rules) |

@@ -9,4 +9,7 @@ from minivae.gradcheck import GradcheckError, gradcheck
 from minivae.kernels import get_backend, get_num_threads, set_backend, set_num_threads
 from minivae.tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, unbroadcast
 
+__all__ = ["data", "distributions", "functional", "nn", "optim", "load", "save", "GradcheckError",
+           "gradcheck", "get_backend", "get_num_threads", "set_backend", "set_num_threads", "Function",
+           "Tensor", "as_tensor", "is_grad_enabled", "no_grad", "unbroadcast"]
 __version__ = "0.1.0"

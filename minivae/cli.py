@@ -73,7 +73,8 @@ def add_prior_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_iwae_flags(parser: argparse.ArgumentParser) -> None:
-    """--iwae-k, --iwae-k-large and --iwae-images: the estimates of -ln p(x) (metrics.iwae_report)."""
+    """--iwae-k, --iwae-k-large and --iwae-images: the estimates of -ln p(x)
+    (metrics.iwae_report)."""
     parser.add_argument("--iwae-k", type=non_negative_int, default=100,
                         help="samples for -log p(x); 0 = skip")
     parser.add_argument("--iwae-k-large", type=non_negative_int, default=0,

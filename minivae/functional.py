@@ -398,7 +398,7 @@ class Softplus(Function):
 class LogSumExp(Function):
     """y = ln Σ_axes eˣ = m + ln Σ e^(x − m) with m = max x;  x_bar = y_bar · softmax(x).
     Fused for stability: subtracting the max keeps every exponent ≤ 0, and the softmax is kept
-    from the forward pass rather than recomputed as e^(x − y), which loses digits when |y| is big."""
+    from the forward pass rather than recomputed as e^(x − y), which loses digits for a big |y|."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -446,9 +446,9 @@ class BCEWithLogits(Function):
 
 
 class LinearBiasAct(Function):
-    """y = act(a), a = x @ Wᵀ + b;  a_bar = y_bar · act'(a);  x_bar = a_bar @ W;  W_bar = a_barᵀ @ x;
-    b_bar = Σ_rows a_bar.  Fused for speed: the fast door adds the bias and applies the activation
-    in one pass over y each way, where unfused ops make three."""
+    """y = act(a), a = x @ Wᵀ + b;  a_bar = y_bar · act'(a);  x_bar = a_bar @ W;
+    W_bar = a_barᵀ @ x;  b_bar = Σ_rows a_bar.  Fused for speed: the fast door adds the bias and
+    applies the activation in one pass over y each way, where unfused ops make three."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, activation="identity", slope=0.01):
@@ -467,7 +467,7 @@ class LinearBiasAct(Function):
                                        *ctx.needs_input_grad[:2])
 
 
-# ---------------------------------------------------------------- convolutions: their sizes, checked once here
+# ---------------------------------------------------------------- convolutions, sizes checked here
 
 
 def conv_output_size(h: int, k: int, stride: int, padding: int, who: str = "conv_output_size") -> int:
@@ -521,7 +521,8 @@ def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None, out
 
 
 class Conv2dBiasAct(Function):
-    """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
+    """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in,
+    kH, kW);
     a_bar = y_bar · act'(a);  x_bar = the transposed convolution of a_bar with W·mask;
     W_bar = (Σ a_bar ⊗ patches of x)·mask;  b_bar = Σ_{B,H,W} a_bar.  The mask (kH, kW), if any, is
     fixed (the fast door skips the taps it zeroes; the bias and activation ride on its copies)."""
@@ -719,7 +720,8 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
 def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
                      output_padding: int = 0, activation: str = "identity", slope: float = 0.01):
     """y = act(conv_transpose2d(x, W) + b): x (B, C_in, H, W), W (C_in, C_out, kH, kW) ->
-    (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
+    (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in
+    PyTorch."""
     bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
     return ConvTranspose2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding,
                                  output_padding=output_padding, activation=activation, slope=slope)

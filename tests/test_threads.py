@@ -1,4 +1,4 @@
-"""minivae's worker threads (kernels/threads.py): the split of the work, the BLAS setting around
+"""minivae's worker threads (kernels/fast/threads.py): the split of the work, the BLAS setting around
 it, errors, and the products shared out among the workers."""
 import os
 import threading

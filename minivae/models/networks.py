@@ -5,8 +5,8 @@
     mlp_decoder(widths, shape)      mlp, then Unflatten: (B, widths[0]) -> (B, *shape)
     conv_encoder(out_features)      image (B, 1, H, W) -> 1→32→64 channels by stride-2 4×4
                                     convolutions with ReLU (28 → 14 → 7), then one Linear
-    conv_decoder(in_features)       its mirror: one Linear and ReLU to (64, 7, 7), then stride-2 4×4
-                                    transposed convolutions 64→32→1 with a ReLU between (7 → 14 → 28)
+    conv_decoder(in_features)       its mirror: one Linear with ReLU to (64, 7, 7), then stride-2
+                                    4×4 transposed convolutions 64→32→1, ReLU between (7 → 14 → 28)
 
 The VAE's encoders give 2·latent outputs (mu and log_var), the AE's and the AAE's a latent-wide
 code; the decoders give Bernoulli logits or Gaussian means. Every ReLU is its layer's
@@ -35,7 +35,7 @@ def mlp(widths: list[int], rng=None, dtype=np.float32) -> list[nn.Module]:
 
 
 def mlp_encoder(widths: list[int], rng=None, dtype=np.float32) -> nn.Sequential:
-    """Flatten, then mlp(widths): widths[0] is the number of values in one item (784 for a digit)."""
+    """Flatten, then mlp(widths): widths[0] is the number of values in an item (784 for a digit)."""
     return nn.Sequential(nn.Flatten(), *mlp(widths, rng, dtype))
 
 

@@ -222,7 +222,8 @@ def _gate(x: np.ndarray) -> np.ndarray:
 
 class _MaskedTaps:
     """A masked k×k convolution read at one row or one pixel of an input padded by k//2:
-    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j] over the mask's taps."""
+    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j], (i, j) the mask's
+    taps."""
 
     def __init__(self, conv: nn.MaskedConv2d):
         taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order

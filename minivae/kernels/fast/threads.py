@@ -13,7 +13,7 @@ afterwards, so nothing spins.
 Where NumPy's BLAS is not an OpenBLAS that ctypes can find (MKL, Apple's Accelerate), minivae does
 not touch it: `run` then uses one worker, and the BLAS parallelises the products as it sees fit.
 
-    run(work)          calls work(w, n_workers) for w = 0 .. n_workers - 1 at once; the caller is worker 0
+    run(work)          work(w, n_workers) for w = 0 .. n_workers - 1 at once; the caller is worker 0
     matmul(a, b)       a @ b with blocks of rows of the product shared out among the workers
     set_num_threads(n) the number of workers, by default the cores this process may use
 
@@ -35,10 +35,10 @@ from minivae.kernels.fast import fpenv
 
 
 def _find_openblas():
-    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, as ctypes functions, or None.
-    NumPy's wheels carry it beside the package (numpy.libs, numpy/.dylibs) under a prefixed name
-    such as scipy_openblas_set_num_threads64_; a distribution's NumPy links the system's libopenblas,
-    which Linux lists in /proc/self/maps."""
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, as ctypes functions, or
+    None. NumPy's wheels carry it beside the package (numpy.libs, numpy/.dylibs) under a prefixed
+    name such as scipy_openblas_set_num_threads64_; a distribution's NumPy links the system's
+    libopenblas, which Linux lists in /proc/self/maps."""
     numpy_dir = os.path.dirname(np.__file__)
     paths = glob.glob(os.path.join(numpy_dir, "..", "numpy.libs", "*openblas*"))
     paths += glob.glob(os.path.join(numpy_dir, ".dylibs", "*openblas*"))
@@ -131,9 +131,10 @@ def _as_worker(work, worker, n_workers, fp_mode):
 
 
 def run(work) -> None:
-    """work(w, n_workers) for every worker w at once, the calling thread being worker 0; returns when
-    all have finished and raises the first error any of them raised. Each worker picks its share of
-    the tasks by its number (tasks w, w + n_workers, ...), so the split is the same on every run;
+    """work(w, n_workers) for every worker w at once, the calling thread being worker 0; returns
+    when all have finished and raises the first error any of them raised. Each worker picks its
+    share of the tasks by its number (tasks w, w + n_workers, ...), so the split is the same on
+    every run;
     the kernels cut their work into tasks that do not depend on n_workers, so every result is
     the same for any number of workers. Called from inside a worker, it runs work(0, 1) there:
     the pool's threads are busy, and waiting for them would never end. Every worker computes in

@@ -1,9 +1,9 @@
 """The numpy door's convolutions (NCHW): im2col around one matrix product, as the equations say.
 
-    cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh·s + i, ow·s + j]     im2col: a column per output pixel
-    y     = act(W @ cols(x) + b)                                         W = (w·mask) as (C_out, C_in·kH·kW)
+    cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh·s + i, ow·s + j]   im2col: a column per pixel
+    y     = act(W @ cols(x) + b)                  W = (w·mask) as (C_out, C_in·kH·kW)
     a_bar = y_bar · act'(a)
-    x_bar = col2im(Wᵀ @ a_bar)                                           col2im: the adjoint of im2col
+    x_bar = col2im(Wᵀ @ a_bar)                    col2im: the adjoint of im2col
     w_bar = (a_bar @ cols(x)ᵀ)·mask,   b_bar = a_bar summed over (n, oh, ow)
 
 with H_out = (H + 2p − kH) // s + 1. The transposed convolution is the adjoint of the convolution
@@ -36,7 +36,7 @@ def im2col(x, kH, kW, stride, padding):
 
 
 def col2im(cols, x_shape, kH, kW, stride, padding):
-    """The adjoint of im2col: every entry of cols added back onto the pixel of x it was read from."""
+    """The adjoint of im2col: each entry of cols added back onto the pixel of x it was read from."""
     B, C, H, W = x_shape
     H_out, W_out = _sizes(H, W, kH, kW, stride, padding)
     x_pad = np.zeros((B, C, H + 2 * padding, W + 2 * padding), cols.dtype)
@@ -80,7 +80,8 @@ def conv2d_backward(y_bar, x, w, y, stride, padding, mask=None, activation="iden
 
 def conv_transpose2d(x, w, b, stride, padding, output_padding=0, activation="identity", slope=0.01):
     """y = act(col2im(Wᵀ @ x) + b), W = w as (C_in, C_out·kH·kW).  x: (B, C_in, H, W),
-    w: (C_in, C_out, kH, kW) -> y: (B, C_out, H_out, W_out), H_out = (H − 1)s − 2p + kH + output_padding."""
+    w: (C_in, C_out, kH, kW) -> y: (B, C_out, H_out, W_out),
+    H_out = (H − 1)s − 2p + kH + output_padding."""
     B, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
     H_out = (H - 1) * stride - 2 * padding + kH + output_padding

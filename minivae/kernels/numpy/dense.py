@@ -57,18 +57,20 @@ def linear_backward(y_bar, x, w, y, activation="identity", slope=0.01, need_x_ba
 
 
 def sigmoid(x):
-    """σ(x) = 1 / (1 + e^(−x)), as e^(−|x|) / (1 + e^(−|x|)) for x < 0, so no exponential overflows."""
+    """σ(x) = 1 / (1 + e^(−x)), or e^x / (1 + e^x) for x < 0: no exponential overflows."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def bce_with_logits(l, t):
-    """(bce, σ(l)), bce = −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|))."""
+    """(bce, σ(l)):  bce = −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|))
+    for logits l and targets t."""
     return np.maximum(l, 0) - l * t + np.log1p(np.exp(-np.abs(l))), sigmoid(l)
 
 
 def gated_tanh(x):
-    """(y, t, s) = (tanh a · σ b, tanh a, σ b) for x = (a ‖ b) on axis 1: (B, 2C, ...) -> (B, C, ...)."""
+    """(y, t, s) = (tanh a · σ b, tanh a, σ b) for x = (a ‖ b) on axis 1: (B, 2C, ...) -> (B, C,
+    ...) each."""
     a, b = np.split(x, 2, axis=1)
     t, s = np.tanh(a), sigmoid(b)
     return t * s, t, s
