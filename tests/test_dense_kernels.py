@@ -121,9 +121,10 @@ def test_adam_update_matches_the_equations_over_three_steps(dtype, shape, lr, be
 
 @pytest.mark.parametrize("n_workers", [1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_step_over_the_workers_matches_the_equations(n_workers, dtype):
+def test_adam_step_over_the_workers_matches_the_equations(n_workers, dtype, open_door):
     """The fast door cuts the parameters into pieces of kernels/fast/optim.CHUNK that the workers
     share: every element still gets the equations' update, whatever the pieces and workers."""
+    open_door("fast")
     before = threads.get_num_threads()
     threads.set_num_threads(n_workers)
     try:
