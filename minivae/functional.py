@@ -697,12 +697,22 @@ def mse_loss(x, target, reduction: str = "mean"):
     return _reduce((x - target) ** 2, reduction)
 
 
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")  # what linear and conv apply
+
+
+def _check_activation(activation, who: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{who}: activation must be one of {', '.join(map(repr, ACTIVATIONS))}, "
+                         f"got {activation!r}")
+
+
 def _bias_or_zeros(bias, n: int, dtype):
     return np.zeros(n, dtype=dtype) if bias is None else bias
 
 
 def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.01):
     """y = act(x @ Wᵀ + b) with W of shape (out, in), as in PyTorch."""
+    _check_activation(activation, "linear")
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
     return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)
 
@@ -712,6 +722,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
     """y = act(x ⋆ W + b): x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
     H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch.  mask: an optional fixed (kH, kW)
     array of 0 and 1; the result is that of W·mask, computed on the unmasked taps only."""
+    _check_activation(activation, "conv2d")
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
     return Conv2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding, mask=mask,
                         activation=activation, slope=slope)
@@ -722,6 +733,7 @@ def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
     """y = act(conv_transpose2d(x, W) + b): x (B, C_in, H, W), W (C_in, C_out, kH, kW) ->
     (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in
     PyTorch."""
+    _check_activation(activation, "conv_transpose2d")
     bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
     return ConvTranspose2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding,
                                  output_padding=output_padding, activation=activation, slope=slope)

@@ -113,13 +113,9 @@ def _uniform(rng: np.random.Generator, bound: float, shape: tuple, dtype) -> Par
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")  # a layer's `activation`
-
-
 def _activation(activation: str, slope: float) -> tuple[str, float]:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, "
-                         f"got {activation!r}")
+    """A layer's activation and slope, checked when it is built (F.ACTIVATIONS)."""
+    F._check_activation(activation, "a layer's activation")
     return activation, slope
 
 

@@ -105,9 +105,14 @@ def test_sequential_runs_every_module_as_it_is_and_names_a_layers_activation_a_p
     assert "activation='relu'" in repr(fused)
 
 
-def test_a_layer_refuses_an_unknown_activation():
+def test_a_layer_and_an_op_refuse_an_unknown_activation():
     with pytest.raises(ValueError, match="activation must be one of 'identity', 'relu'.*got 'gelu'"):
         nn.Linear(2, 3, activation="gelu")
+    for op in (lambda: F.linear(np.ones((1, 2)), np.ones((3, 2)), activation="gelu"),
+               lambda: F.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), activation="Relu"),
+               lambda: F.conv_transpose2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), activation="")):
+        with pytest.raises(ValueError, match="activation must be one of"):  # in either door
+            op()
 
 
 # ---------------------------------------------------------------- optimisers, by hand
