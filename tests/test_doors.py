@@ -23,6 +23,7 @@ from test_ops import OPS
 from minivae import functional as F
 from minivae import kernels, nn, optim
 from minivae.models.aae import AAE
+from minivae.models.pca import LinearAutoencoder
 from minivae.models.ae import AE
 from minivae.models.pixelcnn import GatedLayer, PixelCNN
 from minivae.models.pixelvae import PixelVAE
@@ -174,7 +175,8 @@ def digits(n, dtype, binary=True, seed=4):
     return (x < 0.3).astype(dtype) if binary else x.astype(dtype)
 
 
-MODELS = {
+MODELS = {  # name: (build, binary images?)
+    "LinearAutoencoder": (lambda rng, d: LinearAutoencoder(784, 5, rng=rng, dtype=d), False),
     "VAE.mlp": (lambda rng, d: VAE.mlp(rng=rng, dtype=d), True),
     "VAE.mlp gaussian": (lambda rng, d: VAE.mlp(rng=rng, dtype=d, likelihood="gaussian"), False),
     "VAE.mlp mixture prior": (lambda rng, d: VAE.mlp(rng=rng, dtype=d, prior="mixture"), True),
@@ -191,6 +193,7 @@ MODELS = {
 def test_every_models_loss_and_gradients_agree_through_both_doors(name, dtype):
     build, binary = MODELS[name]
     x = digits(8, dtype, binary)
+    x = x.reshape(len(x), -1) if name == "LinearAutoencoder" else x  # (B, D): it takes vectors
     assert_doors_agree(through_both_doors(model_loss_and_gradients(build, x, dtype)), dtype, name)
 
 
