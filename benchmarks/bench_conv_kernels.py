@@ -3,7 +3,7 @@
     python benchmarks/bench_conv_kernels.py [--batch 128] [--repeats 10] [--rounds 3] [--no-compile]
 
 For each layer of the conv VAE and the PixelCNN decoder (28x28 images, float32) it times one
-forward + input-backward + weight-backward of minivae/kernels/conv.py - minivae's workers each take
+forward + input-backward + weight-backward of minivae/kernels/fast/conv.py - minivae's workers each take
 whole chunks of the batch: the copies (im2col.py) and the chunk's product, NumPy's BLAS on that
 worker's thread - and of PyTorch (its oneDNN kernels) on the same number of threads, when torch is
 installed. Masked layers: minivae passes the mask (only its taps are computed); PyTorch multiplies
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from minivae import functional as F  # noqa: E402
 from minivae import nn  # noqa: E402
-from minivae.kernels import conv, threads  # noqa: E402
+from minivae.kernels.fast import conv, threads  # noqa: E402
 
 # (name, kind, C_in, C_out, k, stride, padding, input size, mask type)
 LAYERS = [
@@ -93,7 +93,8 @@ def flops(kind, B, C_in, C_out, k, s, p, H):
 def milliseconds(step, repeats):
     """ms of each of repeats calls of step(), after two warm-up calls (JIT compile, allocator,
     thread pools)."""
-    step(); step()
+    for _ in range(2):
+        step()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -128,7 +129,7 @@ def run_one(library, batch, repeats):
 COMPILE_PROBE = """
 import time, numpy as np
 t0 = time.perf_counter()
-from minivae.kernels import conv
+from minivae.kernels.fast import conv
 t1 = time.perf_counter()
 x = np.ones((2, 3, 8, 8), np.float32); w = np.ones((4, 3, 3, 3), np.float32); wt = np.ones((3, 4, 3, 3), np.float32)
 y = conv.conv2d_forward(x, w, None, 1, 1)

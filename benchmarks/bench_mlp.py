@@ -18,8 +18,7 @@ import numpy as np
 
 import minivae
 from minivae import functional as F
-from minivae import nn, optim
-from minivae.kernels import reference
+from minivae import kernels, nn, optim
 
 WIDTHS = (784, 400, 20, 400, 784)
 
@@ -27,14 +26,14 @@ WIDTHS = (784, 400, 20, 400, 784)
 def build(widths, rng):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(nn.Linear(n_in, n_out, rng=rng))
-        if i < len(widths) - 2 and i != len(widths) // 2 - 1:  # no ReLU at the code or output
-            layers.append(nn.ReLU())
+        relu = i < len(widths) - 2 and i != len(widths) // 2 - 1  # no ReLU at the code or output
+        layers.append(nn.Linear(n_in, n_out, rng=rng, activation="relu" if relu else "identity"))
     return nn.Sequential(*layers)
 
 
 def seconds_per_call(fn, repeats):
-    fn(); fn()  # warm up: JIT compile, allocator
+    for _ in range(2):  # warm up: JIT compile, allocator
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -53,7 +52,8 @@ def minivae_step(widths, batch, fused=True, seed=0):
         if fused:
             return model(t)
         for layer in model:  # one op at a time: matmul, add bias, relu
-            t = F.relu(t) if isinstance(layer, nn.ReLU) else t @ layer.weight.T + layer.bias
+            t = t @ layer.weight.T + layer.bias
+            t = F.relu(t) if layer.activation == "relu" else t
         return t
 
     def step():
@@ -92,15 +92,17 @@ def flops_per_step(widths, batch):
 
 
 def adam_numpy_vs_numba(rng, repeats):
-    params = [rng.standard_normal(shape).astype(np.float32)
+    """optim.Adam.step through the fast door (the Numba kernel) and the numpy door (its equations)."""
+    params = [nn.Parameter(rng.standard_normal(shape).astype(np.float32))
               for a, b in zip(WIDTHS[:-1], WIDTHS[1:]) for shape in ((b, a), (b,))]
-    state = [(p, p * 0.1, np.zeros_like(p), np.zeros_like(p)) for p in params]
-    from minivae.kernels.optim import adam_update
-
-    def run(update):
-        return lambda: [update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1) for p, g, m, v in state]
-    return (seconds_per_call(run(adam_update), repeats),
-            seconds_per_call(run(reference.adam_update), repeats))
+    for p in params:
+        p.grad = p.data * 0.1
+    adam, before, seconds = optim.Adam(params), kernels.get_backend(), []
+    for door in ("fast", "numpy"):
+        kernels.set_backend(door)
+        seconds.append(seconds_per_call(adam.step, repeats))
+    kernels.set_backend(before)
+    return tuple(seconds)
 
 
 def main():

@@ -171,27 +171,32 @@ except minivae.GradcheckError as error:
     print("caught:", "\n".join(str(error).splitlines()[:3]))
 
 # %% [markdown]
-# ## 2. A Numba kernel beside its NumPy twin, and the test that pins them
+# ## 2. The kernels: one interface, two doors
 #
 # The floor below the engine, `minivae/kernels/`, never sees a Tensor: ndarrays in, ndarrays out.
-# Every fast kernel has a short, obviously correct NumPy twin in `kernels/reference.py`. Here is a
-# Linear layer's epilogue, y = act(a + b), first as the twin, then as the kernel (one pass over
-# the activations where NumPy makes several; the matrix product itself goes to BLAS).
+# The ops call it through one interface, `kernels.linear(x, w, b, "relu", slope)` and a dozen more
+# (kernels/__init__.py lists them), and behind it stand two doors with the same functions: `numpy`,
+# each function the few NumPy lines of its equation, and `fast` (the default), Numba loops, BLAS
+# and worker threads. Here is a Linear layer, y = act(x @ Wᵀ + b), through each door.
 
 # %%
-from minivae.kernels import dense, reference
+from minivae.kernels import fast
+from minivae.kernels.fast import dense
+from minivae.kernels.numpy import dense as numpy_dense
 
-show_source(reference.bias_act_forward)
-show_source(reference.activate)
+show_source(numpy_dense.linear)
+show_source(numpy_dense.activate)
+show_source(fast.linear)
 show_source(dense.bias_act_forward)
 
 # %%
-a = rng.standard_normal((128, 400)).astype(np.float32)  # (B, 400): a hidden layer's pre-activation
+a = rng.standard_normal((128, 400)).astype(np.float32)  # (B, 400): a hidden layer's x @ Wᵀ
 b = rng.standard_normal(400).astype(np.float32)
-expected = reference.bias_act_forward(a, b, "relu")
-y = a.copy()
-dense.bias_act_forward(y, b, dense.ACTIVATIONS["relu"], 0.01)  # in place
-np.testing.assert_allclose(y, expected, rtol=1e-6, err_msg="mine vs reference")
+x_np = np.random.default_rng(1).standard_normal((128, 784)).astype(np.float32)  # (B, 784)
+w_np = (np.random.default_rng(2).standard_normal((400, 784)) / 28).astype(np.float32)  # (400, 784)
+expected = numpy_dense.linear(x_np, w_np, b, "relu")  # (B, 400)
+np.testing.assert_allclose(fast.linear(x_np, w_np, b, "relu"), expected, rtol=1e-5, atol=1e-5,
+                           err_msg="fast vs numpy")
 
 
 def best_of(fn, repeat=20) -> float:
@@ -203,16 +208,44 @@ def best_of(fn, repeat=20) -> float:
     return min(times) * 1e6
 
 
-print(f"NumPy twin {best_of(lambda: reference.bias_act_forward(a, b, 'relu')):.0f} µs, "
-      f"Numba kernel {best_of(lambda: dense.bias_act_forward(a.copy(), b, dense.ACTIVATIONS['relu'], 0.01)):.0f} µs "
+print(f"bias + ReLU: NumPy {best_of(lambda: numpy_dense.activate(a + b, 'relu')):.0f} µs, "
+      f"Numba {best_of(lambda: dense.bias_act_forward(a.copy(), b, dense.ACTIVATIONS['relu'], 0.01)):.0f} µs "
       f"(the kernel's time includes a copy of a)")
 
 # %% [markdown]
-# The test that pins the two together draws shapes and values with Hypothesis (every activation,
-# float32 and float64) and says "mine vs reference" when they part. It lives in
+# ### Stepping through an op in plain NumPy
+#
+# `minivae.set_backend("numpy")`, or `MINIVAE_BACKEND=numpy` before minivae is imported, opens the
+# numpy door for every op: no Numba is imported and no thread started, and pdb steps from a
+# model's loss down to the NumPy line that multiplies. For example:
+#
+#     MINIVAE_BACKEND=numpy python -m pdb examples/vae.py --epochs 1
+#     (Pdb) import minivae.kernels.numpy.dense as door
+#     (Pdb) break door.linear
+#     (Pdb) continue
+#
+# stops at the encoder's first Linear, `where` shows how it got there. The same layer through each
+# door, here: the same numbers, to float32's rounding.
+
+# %%
+x_t = Tensor(x_np)
+first = nn.Linear(784, 400, rng=np.random.default_rng(0), activation="relu")
+door = minivae.get_backend()  # 'fast', unless MINIVAE_BACKEND says otherwise
+minivae.set_backend("fast")
+y_fast = first(x_t).data
+minivae.set_backend("numpy")
+print("the function behind every Linear now:", minivae.kernels.linear.__module__)
+y_numpy = first(x_t).data
+minivae.set_backend(door)
+np.testing.assert_allclose(y_numpy, y_fast, rtol=1e-5, atol=1e-5)
+print("numpy and fast doors agree; max difference", float(np.abs(y_numpy - y_fast).max()))
+
+# %% [markdown]
+# Each fast kernel is also pinned to its numpy twin by a test, which draws shapes and values with
+# Hypothesis (every activation, float32 and float64) and says "mine vs reference" when they part. It lives in
 # `tests/test_dense_kernels.py`; here it is, and here it runs, when the tests are beside this
-# file and Hypothesis is installed. (To step through a kernel in pdb as plain Python, set
-# `NUMBA_DISABLE_JIT=1`.)
+# file and Hypothesis is installed. (tests/test_doors.py proves the two doors equal op by op and
+# model by model.)
 
 # %%
 import importlib.util
@@ -242,8 +275,9 @@ else:
 # ## 3. Layers, a two-layer network, an optimiser step
 #
 # `nn.Linear` holds W (out, in) and b and computes y = x @ Wᵀ + b, PyTorch's convention, and
-# initialises them as PyTorch does. A `Module` finds its parameters by walking its attributes, and
-# names them as PyTorch would (`0.weight`).
+# initialises them as PyTorch does; `activation="relu"` applies a ReLU in the same op. A `Module`
+# finds its parameters by walking its attributes, and names them as PyTorch would (`0.weight`): a
+# layer with an activation takes two places in a `Sequential`, as Linear and ReLU do in PyTorch.
 
 # %%
 layer = nn.Linear(3, 2, rng=rng)
@@ -251,7 +285,7 @@ x = Tensor(rng.standard_normal((4, 3)).astype(np.float32))  # (B, 3)
 y = layer(x)  # (B, 2)
 np.testing.assert_allclose(y.data, x.data @ layer.weight.data.T + layer.bias.data, rtol=1e-6)
 
-net = nn.Sequential(nn.Linear(2, 32, rng=rng), nn.ReLU(), nn.Linear(32, 1, rng=rng))
+net = nn.Sequential(nn.Linear(2, 32, rng=rng, activation="relu"), nn.Linear(32, 1, rng=rng))
 print(net)
 print("state_dict keys:", list(net.state_dict()))
 
@@ -284,8 +318,8 @@ print(f"after 300 Adam steps: loss {loss.item():.4f}, training accuracy {accurac
 assert accuracy > 0.9
 
 # %% [markdown]
-# Its graph, parameters named by their state_dict keys: `Sequential` ran Linear + ReLU as one
-# fused op (`F.linear` with the activation inside the kernel), so that pair is one node.
+# Its graph, parameters named by their state_dict keys: the first Linear's ReLU is inside its op
+# (`F.linear` with the activation), so that layer is one node.
 
 # %%
 print(viz.graph(loss, names=net))
@@ -658,9 +692,9 @@ show(viz.prior_density(encode_all(mixture_vae, x_test).mu.data, y_test,
 # | `Tensor.backward()`, `no_grad()` | the C++ autograd engine, `torch.no_grad()` |
 # | `minivae.gradcheck` | `torch.autograd.gradcheck` |
 # | `viz.graph` | `torchviz.make_dot` (a separate package) |
-# | `kernels/` (Numba) and their NumPy twins | ATen's CPU and CUDA kernels, oneDNN, cuDNN |
-# | `kernels/threads.py`, `set_num_threads` | `torch.set_num_threads`, the intra-op thread pool |
-# | `kernels/fpenv.py` (subnormals flushed to zero) | `torch.set_flush_denormal(True)` |
+# | `kernels/`: the `fast` door (Numba) and the `numpy` door | ATen's CPU and CUDA kernels, oneDNN, cuDNN |
+# | `kernels/fast/threads.py`, `set_num_threads` | `torch.set_num_threads`, the intra-op thread pool |
+# | `kernels/fast/fpenv.py` (subnormals flushed to zero) | `torch.set_flush_denormal(True)` |
 # | `nn.Linear`, `Conv2d`, `ConvTranspose2d`, `Sequential` | `torch.nn`, the same names, shapes and keys |
 # | `nn.MaskedConv2d` | none built in: a Conv2d with weight · mask (the bridge's) |
 # | `optim.SGD`, `optim.Adam` | `torch.optim.SGD`, `torch.optim.Adam` (the same update rules) |

@@ -1,4 +1,5 @@
-"""Files that survive interruptions: atomic writes, the leftovers of killed writes, one run per folder.
+"""Files that survive interruptions: atomic writes, the leftovers of killed writes, one run per
+folder.
 
     with atomic_write(path) as f: ...    a temporary file beside `path`, flushed to disk (fsync),
                                          then renamed over `path`: a reader sees the old file or

@@ -6,9 +6,9 @@ shape of an input that broadcasting stretched.
 
 Composite ops (softmax, log_softmax, mse_loss) are written with primitives. Fused ops say why:
 sigmoid, softplus, logsumexp and BCE-with-logits are fused for numerical stability, `linear`,
-`conv2d` and `conv_transpose2d` for speed (bias + activation in the kernels' passes, see
-kernels/dense.py and kernels/conv.py). `threads.matmul(a, b)` is a @ b with blocks of its rows
-shared out among minivae's worker threads (kernels/threads.py).
+`conv2d` and `conv_transpose2d` for speed (bias + activation in the kernels' passes). The arrays
+are computed by `kernels.*` (kernels/__init__.py): plain NumPy in the numpy door, Numba and worker
+threads in the fast one, the same numbers either way.
 
 The shapes a user can get wrong are checked here, once, with messages that name them; the kernels
 take their arguments as valid. A Function is named for what it computes, and never like one of
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivae.kernels import conv, dense, gate, logistic, threads
+from minivae import kernels
 from minivae.tensor import Function, Tensor, as_tensor, unbroadcast
 
 
@@ -180,14 +180,13 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
                              f"(need (..., n, k) @ (..., k, m))")
         ctx.save_for_backward(a, b)
-        return threads.matmul(a, b)  # a @ b, its rows shared over the workers
+        return kernels.matmul(a, b)
 
     @staticmethod
     def backward(ctx, y_bar):
         a, b = ctx.saved
-        # y_bar @ bᵀ and aᵀ @ y_bar, their rows shared over the workers
-        a_bar = unbroadcast(threads.matmul(y_bar, b.swapaxes(-1, -2)), a.shape) if ctx.needs_input_grad[0] else None
-        b_bar = unbroadcast(threads.matmul(a.swapaxes(-1, -2), y_bar), b.shape) if ctx.needs_input_grad[1] else None
+        a_bar = unbroadcast(kernels.matmul(y_bar, b.swapaxes(-1, -2)), a.shape) if ctx.needs_input_grad[0] else None
+        b_bar = unbroadcast(kernels.matmul(a.swapaxes(-1, -2), y_bar), b.shape) if ctx.needs_input_grad[1] else None
         return a_bar, b_bar
 
 
@@ -322,17 +321,11 @@ class AsType(Function):
 # ---------------------------------------------------------------- activations
 
 
-def _act_backward(y, y_bar, code, slope=0.0) -> np.ndarray:
-    """y_bar · act'(a) from the output y, in one fused pass (kernels/dense.py)."""
-    y = np.require(y, requirements="C")  # 0-d stays 0-d, as np.ascontiguousarray would not
-    return dense.act_backward(y, np.require(y_bar, y.dtype, "C"), code, slope)
-
-
 class _FromOutput(Function):
-    """An activation whose derivative is written in its output y (kernels/dense.py): forward keeps
-    y = act(x), and backward is x_bar = y_bar · act'(y) in one fused pass."""
+    """An activation whose derivative is written in its output y: forward keeps y = act(x), and
+    backward is x_bar = y_bar · act'(y) (kernels.act_backward)."""
 
-    code: int  # the activation's code in kernels/dense.py
+    name: str  # the activation's name in the kernels' interface
 
     @staticmethod
     def activate(x: np.ndarray) -> np.ndarray:
@@ -347,13 +340,13 @@ class _FromOutput(Function):
     @classmethod
     def backward(cls, ctx, y_bar):
         (y,) = ctx.saved
-        return _act_backward(y, y_bar, cls.code)
+        return kernels.act_backward(y, y_bar, cls.name, 0.0)
 
 
 class ReLUOp(_FromOutput):
     """y = max(x, 0);  x_bar = y_bar · [y > 0]."""
 
-    code = dense.RELU
+    name = "relu"
     activate = staticmethod(lambda x: np.maximum(x, 0))
 
 
@@ -374,16 +367,16 @@ class LeakyReLUOp(Function):
 
 class SigmoidOp(_FromOutput):
     """y = 1 / (1 + e^(−x));  x_bar = y_bar · y(1 − y).  Fused for stability: from e^(−|x|), which
-    never overflows, in one Numba pass (kernels/logistic.py)."""
+    never overflows (kernels.sigmoid)."""
 
-    code = dense.SIGMOID
-    activate = staticmethod(logistic.sigmoid)
+    name = "sigmoid"
+    activate = staticmethod(lambda x: kernels.sigmoid(x))
 
 
 class TanhOp(_FromOutput):
     """y = tanh x;  x_bar = y_bar · (1 − y²)."""
 
-    code = dense.TANH
+    name = "tanh"
     activate = staticmethod(np.tanh)
 
 
@@ -399,13 +392,13 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx, y_bar):
         (x,) = ctx.saved
-        return y_bar * logistic.sigmoid(x)
+        return y_bar * kernels.sigmoid(x)
 
 
 class LogSumExp(Function):
     """y = ln Σ_axes eˣ = m + ln Σ e^(x − m) with m = max x;  x_bar = y_bar · softmax(x).
     Fused for stability: subtracting the max keeps every exponent ≤ 0, and the softmax is kept
-    from the forward pass rather than recomputed as e^(x − y), which loses digits when |y| is big."""
+    from the forward pass rather than recomputed as e^(x − y), which loses digits for a big |y|."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -428,14 +421,14 @@ class LogSumExp(Function):
 class BCEWithLogits(Function):
     """Elementwise −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|));
     l_bar = y_bar · (σ(l) − t);  t_bar = −y_bar · l.
-    Fused for stability: finite for any |l| where the naive form takes ln 0. And for speed: one
-    Numba pass gives the loss and σ(l) (kernels/logistic.py), so the backward needs no exponential."""
+    Fused for stability: finite for any |l| where the naive form takes ln 0. And for speed: the
+    kernel gives the loss and σ(l) together, so the backward needs no exponential."""
 
     @staticmethod
     def forward(ctx, logits, target):
         dtype = np.result_type(logits, target)
         l, t = np.broadcast_arrays(logits.astype(dtype, copy=False), target.astype(dtype, copy=False))
-        y, sigma = logistic.bce_with_logits(l, t)
+        y, sigma = kernels.bce_with_logits(l, t)
         ctx.save_for_backward(sigma, target, logits if ctx.needs_input_grad[1] else None)
         ctx.shapes = logits.shape, target.shape
         return y
@@ -453,33 +446,28 @@ class BCEWithLogits(Function):
 
 
 class LinearBiasAct(Function):
-    """y = act(x @ Wᵀ + b).  The product goes to BLAS; bias and activation run as one Numba pass,
-    and so does the backward's a_bar = y_bar · act'(a) with b_bar = Σ_rows a_bar.
-    x_bar = a_bar @ W;  W_bar = a_barᵀ @ x.  Fused for speed: one pass over the activations each
-    way instead of three (benchmarks/README.md has the timings)."""
+    """y = act(a), a = x @ Wᵀ + b;  a_bar = y_bar · act'(a);  x_bar = a_bar @ W;
+    W_bar = a_barᵀ @ x;  b_bar = Σ_rows a_bar.  Fused for speed: the fast door adds the bias and
+    applies the activation in one pass over y each way, where unfused ops make three."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, activation="identity", slope=0.01):
         if x.ndim != 2 or x.shape[1] != weight.shape[1]:
             raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                              f"{weight.shape} (need (B, {weight.shape[1]}))")
-        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
-        y = threads.matmul(x, weight.T)  # x @ Wᵀ, (B, out), its rows shared over the workers
-        dense.bias_act_forward(y, bias, ctx.code, slope)  # in place: y = act(y + b)
+        ctx.activation, ctx.slope = activation, slope
+        y = kernels.linear(x, weight, bias, activation, slope)  # (B, out)
         ctx.save_for_backward(x, weight, y)
         return y
 
     @staticmethod
     def backward(ctx, y_bar):
         x, weight, y = ctx.saved
-        a_bar, b_bar = dense.bias_act_backward(y, np.ascontiguousarray(y_bar), ctx.code, ctx.slope)
-        # a_bar @ W (B, in) and a_barᵀ @ x (out, in), their rows shared over the workers
-        x_bar = threads.matmul(a_bar, weight) if ctx.needs_input_grad[0] else None
-        w_bar = threads.matmul(a_bar.T, x) if ctx.needs_input_grad[1] else None
-        return x_bar, w_bar, b_bar
+        return kernels.linear_backward(y_bar, x, weight, y, ctx.activation, ctx.slope,
+                                       *ctx.needs_input_grad[:2])
 
 
-# ---------------------------------------------------------------- convolutions: their sizes, checked once here
+# ---------------------------------------------------------------- convolutions, sizes checked here
 
 
 def conv_output_size(h: int, k: int, stride: int, padding: int, who: str = "conv_output_size") -> int:
@@ -533,54 +521,50 @@ def _check_conv(x, weight, stride, padding, name, weight_in_axis, mask=None, out
 
 
 class Conv2dBiasAct(Function):
-    """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in, kH, kW);
+    """y = act(a), a = x ⋆ (W·mask) + b, a cross-correlation over NCHW images with W (C_out, C_in,
+    kH, kW);
     a_bar = y_bar · act'(a);  x_bar = the transposed convolution of a_bar with W·mask;
     W_bar = (Σ a_bar ⊗ patches of x)·mask;  b_bar = Σ_{B,H,W} a_bar.  The mask (kH, kW), if any, is
-    fixed: the kernels skip the taps it zeroes.  The loops are Numba kernels (kernels/conv.py); the
-    bias and activation ride on their copies, so they cost no pass of their own."""
+    fixed (the fast door skips the taps it zeroes; the bias and activation ride on its copies)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0, mask=None, activation="identity", slope=0.01):
         _check_conv(x, weight, stride, padding, "conv2d", weight_in_axis=1, mask=mask)
-        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
+        ctx.activation, ctx.slope = activation, slope
         ctx.stride, ctx.padding, ctx.mask = stride, padding, mask
-        y = conv.conv2d_forward(x, weight, bias, stride, padding, mask, ctx.code, slope)  # (B, C_out, H_out, W_out)
-        ctx.save_for_backward(x, weight, y if ctx.code != dense.IDENTITY else None)
+        y = kernels.conv2d(x, weight, bias, stride, padding, mask, activation, slope)  # (B, C_out, H_out, W_out)
+        ctx.save_for_backward(x, weight, y if activation != "identity" else None)
         return y
 
     @staticmethod
     def backward(ctx, y_bar):
         x, weight, y = ctx.saved
-        return conv.conv2d_backward(y_bar, x, weight, ctx.stride, ctx.padding, ctx.mask,
-                                    need_x_bar=ctx.needs_input_grad[0], y=y, activation=ctx.code,
-                                    slope=ctx.slope)
+        return kernels.conv2d_backward(y_bar, x, weight, y, ctx.stride, ctx.padding, ctx.mask,
+                                       ctx.activation, ctx.slope, ctx.needs_input_grad[0])
 
 
 class ConvTranspose2dBiasAct(Function):
     """The adjoint of Conv2dBiasAct, with W (C_in, C_out, kH, kW): y = act(a), a = conv2d's
     input-backward of x, plus b;  a_bar = y_bar · act'(a);  x_bar = conv2d of a_bar with W;
-    W_bar = conv2d's weight-backward with the roles swapped.  The bias and activation ride on the
-    kernel's last copy."""
+    W_bar = conv2d's weight-backward with the roles swapped."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride=1, padding=0, output_padding=0, activation="identity",
                 slope=0.01):
         _check_conv(x, weight, stride, padding, "conv_transpose2d", weight_in_axis=0,
                     output_padding=output_padding)
-        ctx.code, ctx.slope = dense.ACTIVATIONS[activation], slope
+        ctx.activation, ctx.slope = activation, slope
         ctx.stride, ctx.padding = stride, padding
-        y = conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, ctx.code, slope)
-        ctx.save_for_backward(x, weight, y if ctx.code != dense.IDENTITY else None)
+        y = kernels.conv_transpose2d(x, weight, bias, stride, padding, output_padding, activation,
+                                     slope)  # (B, C_out, H_out, W_out)
+        ctx.save_for_backward(x, weight, y if activation != "identity" else None)
         return y
 
     @staticmethod
     def backward(ctx, y_bar):
         x, weight, y = ctx.saved
-        if ctx.code != dense.IDENTITY:
-            y_bar = _act_backward(y, y_bar, ctx.code, ctx.slope)
-        # one im2col pass over y_bar serves both products, so x_bar comes at the price of its GEMM
-        x_bar, w_bar, b_bar = conv.conv_transpose2d_backward(y_bar, x, weight, ctx.stride, ctx.padding)
-        return x_bar if ctx.needs_input_grad[0] else None, w_bar, b_bar
+        return kernels.conv_transpose2d_backward(y_bar, x, weight, y, ctx.stride, ctx.padding,
+                                                 ctx.activation, ctx.slope, ctx.needs_input_grad[0])
 
 
 # ---------------------------------------------------------------- the gated PixelCNN's own ops
@@ -607,22 +591,21 @@ class ShiftDown(Function):
 class GatedTanh(Function):
     """y = tanh(a) ⊙ σ(b), where a and b are the two halves of axis 1: (B, 2C, ...) -> (B, C, ...);
     a_bar = y_bar · σ(b) · (1 − tanh²a);  b_bar = y_bar · tanh(a) · σ(b)(1 − σ(b)).
-    Fused: one op instead of two slices, two activations and a product (five graph nodes), on
-    the worker threads (kernels/gate.py)."""
+    Fused: one op instead of two slices, two activations and a product (five graph nodes)."""
 
     @staticmethod
     def forward(ctx, x):
         if x.ndim < 2 or x.shape[1] % 2:
             raise ValueError(f"gated_tanh: axis 1 must hold an even number of channels (a, b), "
                              f"got shape {x.shape}")
-        y, t, s = gate.gated_tanh(x)
+        y, t, s = kernels.gated_tanh(x)
         ctx.save_for_backward(t, s)
         return y
 
     @staticmethod
     def backward(ctx, y_bar):
         t, s = ctx.saved
-        return gate.gated_tanh_backward(y_bar, t, s)
+        return kernels.gated_tanh_backward(y_bar, t, s)
 
 
 # ---------------------------------------------------------------- the functional API
@@ -714,12 +697,22 @@ def mse_loss(x, target, reduction: str = "mean"):
     return _reduce((x - target) ** 2, reduction)
 
 
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")  # what linear and conv apply
+
+
+def _check_activation(activation, who: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{who}: activation must be one of {', '.join(map(repr, ACTIVATIONS))}, "
+                         f"got {activation!r}")
+
+
 def _bias_or_zeros(bias, n: int, dtype):
     return np.zeros(n, dtype=dtype) if bias is None else bias
 
 
 def linear(x, weight, bias=None, activation: str = "identity", slope: float = 0.01):
     """y = act(x @ Wᵀ + b) with W of shape (out, in), as in PyTorch."""
+    _check_activation(activation, "linear")
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
     return LinearBiasAct.apply(x, weight, bias, activation=activation, slope=slope)
 
@@ -729,6 +722,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
     """y = act(x ⋆ W + b): x (B, C_in, H, W), W (C_out, C_in, kH, kW) -> (B, C_out, H_out, W_out),
     H_out = (H + 2·padding − kH) // stride + 1, as in PyTorch.  mask: an optional fixed (kH, kW)
     array of 0 and 1; the result is that of W·mask, computed on the unmasked taps only."""
+    _check_activation(activation, "conv2d")
     bias = _bias_or_zeros(bias, weight.shape[0], weight.dtype)
     return Conv2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding, mask=mask,
                         activation=activation, slope=slope)
@@ -737,7 +731,9 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, mask=None,
 def conv_transpose2d(x, weight, bias=None, stride: int = 1, padding: int = 0,
                      output_padding: int = 0, activation: str = "identity", slope: float = 0.01):
     """y = act(conv_transpose2d(x, W) + b): x (B, C_in, H, W), W (C_in, C_out, kH, kW) ->
-    (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in PyTorch."""
+    (B, C_out, H_out, W_out), H_out = (H − 1)·stride − 2·padding + kH + output_padding, as in
+    PyTorch."""
+    _check_activation(activation, "conv_transpose2d")
     bias = _bias_or_zeros(bias, weight.shape[1], weight.dtype)
     return ConvTranspose2dBiasAct.apply(x, weight, bias, stride=stride, padding=padding,
                                  output_padding=output_padding, activation=activation, slope=slope)

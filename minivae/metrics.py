@@ -177,7 +177,7 @@ def mmd_rbf(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None,
     than 0: compare against that floor, measured as mmd_rbf of two independent samples of the same
     size. With `unbiased=True`, the U-statistic (their eq. 3), which leaves out the diagonals,
 
-        MMD²_u = Σ_i≠j k(a_i, a_j) / N(N − 1) + Σ_i≠j k(b_i, b_j) / M(M − 1) − 2 mean_ij k(a_i, b_j):
+        MMD²_u = Σ_i≠j k(a_i, a_j) / N(N−1) + Σ_i≠j k(b_i, b_j) / M(M−1) − 2 mean_ij k(a_i, b_j):
 
     its mean over draws is exactly MMD² of the two distributions, so 0 when they are one, and a
     single value can be negative. It needs N, M ≥ 2. h defaults to the median heuristic on the

@@ -7,6 +7,12 @@ PyTorch-shaped, so models can be checked side by side against a PyTorch twin: `L
 A Module finds its parameters and children by walking its attributes in the order they were set:
 no registration hooks, nothing hidden. The layers' inputs are checked by the ops they call
 (functional.py), once.
+
+Linear, Conv2d and ConvTranspose2d take an `activation` ('relu', 'leaky_relu' with `slope`,
+'sigmoid', 'tanh'), applied in the layer's own op: y = act(x @ Wᵀ + b) costs no pass of its own in
+the fast door. It is a choice the network's builder makes and the layer's repr shows
+(models/networks.py fuses every Linear or convolution that a ReLU follows); a ReLU module is a
+layer of its own and always runs its own forward.
 """
 from __future__ import annotations
 
@@ -107,60 +113,80 @@ def _uniform(rng: np.random.Generator, bound: float, shape: tuple, dtype) -> Par
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
+def _activation(activation: str, slope: float) -> tuple[str, float]:
+    """A layer's activation and slope, checked when it is built (F.ACTIVATIONS)."""
+    F._check_activation(activation, "a layer's activation")
+    return activation, slope
+
+
+def _activation_repr(layer) -> str:
+    if layer.activation == "identity":
+        return ""
+    slope = f", slope={layer.slope}" if layer.activation == "leaky_relu" else ""
+    return f", activation={layer.activation!r}{slope}"
+
+
 class Linear(Module):
-    """y = x @ Wᵀ + b.  PyTorch's default initialisation: W and b ~ U(−1/√in, 1/√in)
-    (kaiming_uniform with a = √5 works out to that bound)."""
+    """y = act(x @ Wᵀ + b), act the identity unless `activation` names one.  PyTorch's default
+    initialisation: W and b ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5 works out to that
+    bound)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 rng: np.random.Generator | None = None, dtype=np.float32):
+                 rng: np.random.Generator | None = None, dtype=np.float32,
+                 activation: str = "identity", slope: float = 0.01):
         rng = checks.generator(rng, "Linear")
         self.in_features, self.out_features = in_features, out_features
+        self.activation, self.slope = _activation(activation, slope)
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform(rng, bound, (out_features, in_features), dtype)
         self.bias = _uniform(rng, bound, (out_features,), dtype) if bias else None
 
-    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
-        return F.linear(x, self.weight, self.bias, activation, slope)
+    def forward(self, x) -> Tensor:
+        return F.linear(x, self.weight, self.bias, self.activation, self.slope)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}" + _activation_repr(self))
 
 
 class Conv2d(Module):
-    """y = x ⋆ W + b with W (C_out, C_in, k, k); H_out = (H + 2·padding − k) // stride + 1.
+    """y = act(x ⋆ W + b) with W (C_out, C_in, k, k); H_out = (H + 2·padding − k) // stride + 1.
     PyTorch's default initialisation: W and b ~ U(−1/√fan_in, 1/√fan_in), fan_in = C_in·k²."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+                 dtype=np.float32, activation: str = "identity", slope: float = 0.01):
         rng = checks.generator(rng, "Conv2d")
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.activation, self.slope = _activation(activation, slope)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         bound = 1 / math.sqrt(in_channels * kernel_size**2)
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.weight = _uniform(rng, bound, shape, dtype)
         self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
 
-    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
+    def forward(self, x) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                        activation=activation, slope=slope)
+                        activation=self.activation, slope=self.slope)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+                + _activation_repr(self))
 
 
 class ConvTranspose2d(Module):
-    """The adjoint of Conv2d, W (C_in, C_out, k, k);
+    """The adjoint of Conv2d, W (C_in, C_out, k, k), then + b and act;
     H_out = (H − 1)·stride − 2·padding + k + output_padding.  PyTorch's initialisation, whose
     fan_in for this layer counts W's second axis: fan_in = C_out·k²."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, bias: bool = True,
-                 rng: np.random.Generator | None = None, dtype=np.float32):
+                 rng: np.random.Generator | None = None, dtype=np.float32,
+                 activation: str = "identity", slope: float = 0.01):
         rng = checks.generator(rng, "ConvTranspose2d")
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.activation, self.slope = _activation(activation, slope)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.output_padding = output_padding
         bound = 1 / math.sqrt(out_channels * kernel_size**2)
@@ -168,14 +194,15 @@ class ConvTranspose2d(Module):
         self.weight = _uniform(rng, bound, shape, dtype)
         self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
 
-    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
+    def forward(self, x) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, activation=activation, slope=slope)
+                                  self.output_padding, activation=self.activation, slope=self.slope)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, "
-                f"output_padding={self.output_padding}, bias={self.bias is not None}")
+                f"output_padding={self.output_padding}, bias={self.bias is not None}"
+                + _activation_repr(self))
 
 
 def pixelcnn_mask(k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
@@ -218,31 +245,35 @@ class MaskedConv2d(Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  mask_type: str = "B", padding: int | None = None, bias: bool = True,
-                 rng: np.random.Generator | None = None, dtype=np.float32):
+                 rng: np.random.Generator | None = None, dtype=np.float32,
+                 activation: str = "identity", slope: float = 0.01):
         mask = pixelcnn_mask(kernel_size, mask_type, dtype)  # (k, k), a constant; checks k and type
         padding = kernel_size // 2 if padding is None else padding
-        super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias, rng, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias, rng, dtype,
+                         activation, slope)
         self.mask_type, self.mask = mask_type, mask
         self.weight.data *= self.mask
 
-    def forward(self, x, activation: str = "identity", slope: float = 0.01) -> Tensor:
+    def forward(self, x) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, mask=self.mask,
-                        activation=activation, slope=slope)
+                        activation=self.activation, slope=self.slope)
 
     def extra_repr(self) -> str:
         return f"mask_type={self.mask_type!r}, " + super().extra_repr()
 
 
 class Sequential(Module):
-    """Layers applied in order, named '0', '1', ... as in PyTorch.
-
-    A Linear, Conv2d or ConvTranspose2d followed by an activation module runs as one fused op
-    (F.linear, F.conv2d, F.conv_transpose2d with that activation), for speed; the parameters and
-    their names are exactly those of the two layers."""
+    """Layers applied in order, each to the output of the one before, named by their place as in
+    PyTorch: '0', '1', ... A layer with an activation takes two places, for it is two modules in
+    PyTorch (Linear, then ReLU): Sequential(Flatten(), Linear(784, 400, activation='relu'),
+    Linear(400, 40)) names them '0', '1' and '3', and its keys read '1.weight', '3.weight' in
+    both."""
 
     def __init__(self, *layers: Module):
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
+        place = 0
+        for layer in layers:
+            setattr(self, str(place), layer)
+            place += 1 if getattr(layer, "activation", "identity") == "identity" else 2
 
     def __len__(self) -> int:
         return sum(1 for _ in self.children())
@@ -254,36 +285,17 @@ class Sequential(Module):
         return self.children()
 
     def forward(self, x) -> Tensor:
-        layers = list(self.children())
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            after = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, (Linear, Conv2d, ConvTranspose2d)) and isinstance(after, _Activation):
-                x = layer(x, activation=after.name, slope=getattr(after, "slope", 0.01))
-                i += 2
-            else:
-                x = layer(x)
-                i += 1
+        for layer in self.children():
+            x = layer(x)
         return x
 
 
-class _Activation(Module):
-    """An activation a Linear layer can fuse; `name` is the F.linear activation."""
-
-    name = "identity"
-
-
-class ReLU(_Activation):
-    name = "relu"
-
+class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
 
 
-class LeakyReLU(_Activation):
-    name = "leaky_relu"
-
+class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01):
         self.slope = negative_slope
 
@@ -294,16 +306,12 @@ class LeakyReLU(_Activation):
         return f"negative_slope={self.slope}"
 
 
-class Sigmoid(_Activation):
-    name = "sigmoid"
-
+class Sigmoid(Module):
     def forward(self, x):
         return F.sigmoid(x)
 
 
-class Tanh(_Activation):
-    name = "tanh"
-
+class Tanh(Module):
     def forward(self, x):
         return F.tanh(x)
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivae import checks
-from minivae.kernels import optim as kernels
-from minivae.kernels.fpenv import flush_subnormals
+from minivae import checks, kernels
 from minivae.nn import Parameter
 
 
@@ -67,7 +65,6 @@ class SGD(Optimizer):
         if momentum:
             self.buffers["momentum"] = [np.zeros_like(p.data) for p in self.params]
 
-    @flush_subnormals  # as the ops do: kernels/fpenv.py
     def step(self) -> None:
         self.t += 1
         for i, p in enumerate(self.params):
@@ -85,7 +82,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """m <- β1 m + (1 − β1) g;  v <- β2 v + (1 − β2) g²;
     p <- p − lr · m̂ / (√v̂ + ε)  with m̂ = m / (1 − β1ᵗ), v̂ = v / (1 − β2ᵗ).
-    The update runs as one Numba pass over the parameters, shared among the workers (kernels/optim.py)."""
+    `step` is these lines; the fast door runs them as one pass over each parameter
+    (kernels.adam_update), in the parameters' dtype as PyTorch does."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
@@ -102,10 +100,9 @@ class Adam(Optimizer):
         self.buffers["m"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
         self.buffers["v"] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
-    @flush_subnormals  # a moment m of a weight whose gradient stays 0 decays into them: kernels/fpenv.py
     def step(self) -> None:
         self.t += 1
-        beta1, beta2 = self.betas
+        (beta1, beta2), lr, eps, t = self.betas, self.lr, self.eps, self.t
         arrays = []  # (p, g, m, v) of each parameter with a gradient, flat
         for p, m, v in zip(self.params, self.buffers["m"], self.buffers["v"]):
             if p.grad is None:
@@ -115,7 +112,14 @@ class Adam(Optimizer):
                 p.data = np.ascontiguousarray(p.data)
             g = np.ascontiguousarray(g, dtype=p.dtype)
             arrays.append((p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)))
-        kernels.adam_step(arrays, self.lr, beta1, beta2, self.eps, self.t)  # one pass, on the workers
+        if kernels.adam_update is not None:  # the fast door: the lines below, one pass each
+            kernels.adam_update(arrays, lr, beta1, beta2, eps, t)
+            return
+        for p, g, m, v in arrays:  # in place, in p's dtype
+            m[...] = beta1 * m + (1 - beta1) * g
+            v[...] = beta2 * v + (1 - beta2) * g * g
+            m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+            p -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
 class Optimizers:

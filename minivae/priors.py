@@ -122,7 +122,8 @@ class _Mixture(nn.Module):
 
 class MixturePrior(_Mixture):
     """p(z) = Σ_k π_k N(z | m_k, diag exp(log_var_k)), π = softmax(logits): K diagonal Gaussians
-    with learned means (initialised from N(0, I)), log-variances (0) and logits (0: equal weights)."""
+    with learned means (initialised from N(0, I)), log-variances (0) and logits (0: equal
+    weights)."""
 
     def __init__(self, latent_dim: int, components: int = 10,
                  rng: np.random.Generator | None = None, dtype=np.float32):

@@ -18,8 +18,6 @@ from typing import Iterator
 
 import numpy as np
 
-from minivae.kernels.fpenv import flush_subnormals
-
 _grad_enabled = True
 
 
@@ -70,7 +68,6 @@ class Function:
         raise NotImplementedError
 
     @classmethod
-    @flush_subnormals  # ops compute with subnormal floats flushed to zero: kernels/fpenv.py says why
     def apply(cls, *inputs, **options) -> "Tensor":
         """Run forward on the inputs' arrays; record the graph edge when a gradient is wanted.
         Positional inputs are differentiable (Tensors, arrays or Python numbers, which take the
@@ -140,7 +137,6 @@ class Tensor:
         return Tensor(self.data)
 
     # ------------------------------------------------------------------ reverse mode
-    @flush_subnormals  # as the ops' forward passes do
     def backward(self, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires it."""
         if grad is None:

@@ -8,8 +8,9 @@ This is the way past one machine: a model understood (or trained) in minivae con
 on a GPU or in distributed training, without retraining, and comes back for a look inside.
 
     Linear, Conv2d, ConvTranspose2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Unflatten,
-    Sequential                       their torch.nn namesakes ('0', '1', ... keys as in minivae;
-                                     minivae's fused layer + activation is two modules there)
+    Sequential                       their torch.nn namesakes, with the same keys: a layer with an
+                                     activation is two modules there (Linear, ReLU), in the two
+                                     places minivae's Sequential gives it
     MaskedConv2d                     torch.nn.Conv2d computing with weight · mask, the (k, k)
                                      mask ('A', 'B', 'V', 'HA', 'HB') a non-persistent buffer,
                                      so it moves with .to(device) and stays out of the state_dict
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -79,20 +81,24 @@ def from_torch(state_dict, module: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- minivae module -> torch module
 
 
-def _convert(m: nn.Module, where: str):
+def _convert(m: nn.Module, where: str, in_sequential: bool = False):
     build = _builders().get(type(m))  # the exact type: a subclass may compute something else
     if build is None and not isinstance(m, nn.Module):
         raise TypeError(f"to_torch: {type(m).__name__}{f' (at {where!r})' if where else ''} is "
                         f"not a minivae module, so it has no PyTorch equivalent; supported: "
                         f"{', '.join(SUPPORTED)}")
+    if getattr(m, "activation", "identity") != "identity" and not in_sequential:
+        raise TypeError(f"to_torch: {type(m).__name__}{f' (at {where!r})' if where else ''} has "
+                        f"activation={m.activation!r}, which torch.nn keeps in a module of its "
+                        f"own: convert it inside a Sequential (nn.Sequential(layer))")
     if build is None:
         hint = ("; a model's parts may convert on their own, e.g. to_torch(model.encoder)"
                 if any(True for _ in m.named_children()) else "")
         raise TypeError(f"to_torch: no PyTorch equivalent for {type(m).__name__}"
                         f"{f' (at {where!r})' if where else ''}; supported: "
                         f"{', '.join(SUPPORTED)}{hint}")
-    return build(m, lambda child, name: None if child is None else
-                 _convert(child, f"{where}.{name}" if where else name))
+    return build(m, lambda child, name, in_sequential=False: None if child is None else
+                 _convert(child, f"{where}.{name}" if where else name, in_sequential))
 
 
 @functools.cache
@@ -115,6 +121,19 @@ def _builders() -> dict:
         else:
             net.prior = sub(m.prior, "prior")
         return net
+    def sequential(m, sub):
+        """Each layer under its own name; a layer's activation as the module after it."""
+        layers = OrderedDict()
+        for name, child in m.named_children():
+            layers[name] = sub(child, name, in_sequential=True)
+            if getattr(child, "activation", "identity") != "identity":
+                layers[str(int(name) + 1)] = activation_module(child)
+        return tnn.Sequential(layers)
+
+    def activation_module(layer):
+        if layer.activation == "leaky_relu":
+            return tnn.LeakyReLU(layer.slope)
+        return {"relu": tnn.ReLU, "sigmoid": tnn.Sigmoid, "tanh": tnn.Tanh}[layer.activation]()
 
     def vae_model(m, sub):
         c = m.config
@@ -145,8 +164,7 @@ def _builders() -> dict:
         nn.Tanh: lambda m, sub: tnn.Tanh(),
         nn.Flatten: lambda m, sub: tnn.Flatten(m.start_dim),
         nn.Unflatten: lambda m, sub: tnn.Unflatten(m.dim, m.sizes),
-        nn.Sequential: lambda m, sub: tnn.Sequential(*(sub(child, name)
-                                                       for name, child in m.named_children())),
+        nn.Sequential: sequential,
         pixelcnn.GatedLayer: lambda m, sub: children(
             T.GatedLayer(m.first, m.last), m, sub,
             "vertical", "horizontal", "link", "out", "cond_v", "cond_h"),
@@ -190,9 +208,9 @@ def _torch_classes():
         a, b = x.chunk(2, dim=1)
         return torch.tanh(a) * torch.sigmoid(b)
 
-    def plus_bias(a, linear, h):
-        """a + W h as a bias per (sample, channel), as pixelcnn._plus_bias."""
-        return a if linear is None else a + linear(h)[:, :, None, None]
+    def plus_bias(a, linear, cond):
+        """a + W y as a bias per (sample, channel), as pixelcnn._plus_bias."""
+        return a if linear is None else a + linear(cond)[:, :, None, None]
 
     class MaskedConv2d(tnn.Conv2d):
         """y = x ⋆ (W · mask) + b: minivae's MaskedConv2d."""
@@ -210,46 +228,46 @@ def _torch_classes():
             return f"mask_type={self.mask_type!r}, " + super().extra_repr()
 
     class GatedLayer(tnn.Module):
-        """pixelcnn.GatedLayer: (v, h) -> (v', h'), v' None after the last layer."""
+        """pixelcnn.GatedLayer: (v, h_stack) -> (v', h_stack'), v' None after the last layer."""
 
         def __init__(self, first, last):
             super().__init__()
             self.first, self.last = first, last
 
-        def forward(self, v, h_in, cond=None):
+        def forward(self, v, h_stack, cond=None):
             v_pre = self.vertical(v)
             shifted = TF.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # one row down, zeros on top
-            h_pre = self.horizontal(h_in) + self.link(shifted)
+            h_pre = self.horizontal(h_stack) + self.link(shifted)
             u = gate(plus_bias(h_pre, self.cond_h, cond))
             v_out = None if self.last else gate(plus_bias(v_pre, self.cond_v, cond))
-            return v_out, (u if self.first else h_in + self.out(u))
+            return v_out, (u if self.first else h_stack + self.out(u))
 
     class Head(tnn.Module):
-        """pixelcnn.Head: logit = P ∗ g(Q ∗ h + c(h))."""
+        """pixelcnn.Head: logit = P ∗ g(Q ∗ h_L + c(y))."""
 
-        def forward(self, h, cond=None):
-            return self.logit(gate(plus_bias(self.hidden(h), self.cond, cond)))
+        def forward(self, h_stack, cond=None):
+            return self.logit(gate(plus_bias(self.hidden(h_stack), self.cond, cond)))
 
     class PixelCNN(tnn.Module):
-        """pixelcnn.PixelCNN: forward(x, h) -> logits (B, 1, H, W), log_prob, sample."""
+        """pixelcnn.PixelCNN: forward(x, cond) -> logits (B, 1, H, W), log_prob, sample."""
 
         def __init__(self, image_shape, cond_dim):
             super().__init__()
             self.image_shape, self.cond_dim = tuple(image_shape), cond_dim
 
-        def forward(self, x, h=None):
+        def forward(self, x, cond=None):
             v = h_stack = x
             for layer in self.layers:
-                v, h_stack = layer(v, h_stack, h)
-            return self.head(h_stack, h)
+                v, h_stack = layer(v, h_stack, cond)
+            return self.head(h_stack, cond)
 
-        def log_prob(self, x, h=None):
-            """ln p(x | h), (B,) nats."""
+        def log_prob(self, x, cond=None):
+            """ln p(x | y), (B,) nats."""
             return -TF.binary_cross_entropy_with_logits(
-                self(x, h), x, reduction="none").sum(dim=(1, 2, 3))
+                self(x, cond), x, reduction="none").sum(dim=(1, 2, 3))
 
         @torch.no_grad()
-        def sample(self, n, h=None, noise=None):
+        def sample(self, n, cond=None, noise=None):
             """x_i = [u_i < σ(logit_i)], pixel by pixel, one full pass per pixel; noise: uniforms
             (n, 1, H, W), drawn by torch.rand when not given."""
             weight = self.head.logit.weight
@@ -259,7 +277,7 @@ def _torch_classes():
             x = torch.zeros_like(noise)
             for r in range(x.shape[2]):
                 for c in range(x.shape[3]):
-                    logit = self(x, h)[:, 0, r, c]
+                    logit = self(x, cond)[:, 0, r, c]
                     x[:, 0, r, c] = (noise[:, 0, r, c] < torch.sigmoid(logit)).to(x.dtype)
             return x
 

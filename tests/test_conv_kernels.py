@@ -1,5 +1,6 @@
-"""The Numba convolution kernels, pinned to their NumPy twins in kernels/reference_conv.py: first
-im2col and col2im against the plain loops, then each operation against the twins.
+"""The fast door's convolution kernels, pinned to the second derivations in tests/conv_twins.py:
+first im2col and col2im against the plain loops, then each operation against the twins; and the
+numpy door's convolutions against the same twins.
 
 Geometry (batch, channels, image size, kernel, stride, padding) and values are drawn by Hypothesis;
 kH != kW and H != W on purpose, so a swapped index cannot pass. Then: the adjoint identities that
@@ -14,9 +15,10 @@ from hypothesis.extra import numpy as hnp
 
 from minivae import functional as F
 from minivae import nn
-from minivae.kernels import conv, dense, im2col, threads
-from minivae.kernels import reference as dense_reference
-from minivae.kernels import reference_conv as reference
+import conv_twins as reference
+from minivae.kernels.fast import conv, dense, im2col, threads
+from minivae.kernels.numpy import conv as numpy_conv
+from minivae.kernels.numpy import dense as dense_reference
 
 EXAMPLES = settings(max_examples=25, deadline=None)
 DTYPES = [np.float32, np.float64]
@@ -35,8 +37,8 @@ def assert_close(mine, expected, dtype, what):
 
 
 def conv2d_backward_input(y_bar, w, x_shape, s, p, mask=None):
-    """x_bar alone."""
-    return conv.conv2d_backward_input(y_bar, w, x_shape, s, p, mask)
+    """x_bar alone, from conv.conv2d_backward (which does not read x for it)."""
+    return conv.conv2d_backward(y_bar, np.zeros(x_shape, y_bar.dtype), w, s, p, mask)[0]
 
 
 def conv2d_backward_weight(x, y_bar, w_shape, s, p, mask=None):
@@ -145,7 +147,7 @@ def test_conv2d_with_activation_matches_reference(dtype, activation, g, data):
         y_ref = dense_reference.activate(reference.conv2d_forward(x, w, b, s, p), activation, slope)
     assert_close(y, y_ref, dtype, f"conv2d_forward + {activation}")
     y_bar = data.draw(arrays(dtype, y.shape))
-    a_bar = y_bar * dense_reference.activation_grad_from_output(y, activation, slope)
+    a_bar = dense_reference.act_backward(y, y_bar, activation, slope)
     x_bar, w_bar, b_bar = conv.conv2d_backward(y_bar, x, w, s, p, y=y, activation=code, slope=slope)
     assert_close(x_bar, reference.conv2d_backward_input(a_bar, w, x.shape, s, p), dtype, "x_bar")
     for mine, theirs, what in zip((w_bar, b_bar), reference.conv2d_backward_weight(x, a_bar, w.shape, s, p),
@@ -504,3 +506,67 @@ def test_matches_torch(transposed, C_in, C_out, k, s, p, op, H):
     for mine, theirs, what in [(y, yt.detach(), "y"), (x_bar, xt.grad, "x_bar"), (w_bar, wt.grad, "w_bar"),
                                (b_bar, bt.grad, "b_bar")]:
         np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-9, atol=1e-9, err_msg=f"{what}: mine vs torch")
+
+
+# ---------------------------------------------------------------- the numpy door against the twins
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@EXAMPLES
+@given(g=conv_geometry(), data=st.data())
+def test_numpy_doors_im2col_and_col2im_are_the_element_by_element_loops(dtype, g, data):
+    B, C_in, _, H, W, kH, kW, s, p, _ = g
+    x = data.draw(arrays(dtype, (B, C_in, H, W)))
+    cols = numpy_conv.im2col(x, kH, kW, s, p)
+    assert_close(cols, reference.im2col(x, kH, kW, s, p), dtype, "numpy door im2col")
+    cols_bar = data.draw(arrays(dtype, cols.shape))
+    assert_close(numpy_conv.col2im(cols_bar, x.shape, kH, kW, s, p),
+                 reference.col2im(cols_bar, x.shape, kH, kW, s, p), dtype, "numpy door col2im")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["identity"] + FUSED)
+@EXAMPLES
+@given(g=conv_geometry(), masked=st.booleans(), data=st.data())
+def test_numpy_doors_conv2d_matches_the_twins(dtype, activation, g, masked, data):
+    """act(conv2d(x, w·mask) + b) and its three gradients, by im2col, against the loop over kernel
+    offsets; w_bar zero off the mask."""
+    B, C_in, C_out, H, W, kH, kW, s, p, _ = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_out, C_in, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,)))
+    mask = data.draw(hnp.arrays(dtype, (kH, kW), elements=st.sampled_from([0.0, 1.0]))) if masked else None
+    w_used = w if mask is None else w * mask
+    y = numpy_conv.conv2d(x, w, b, s, p, mask, activation, 0.1)
+    with np.errstate(over="ignore"):
+        assert_close(y, dense_reference.activate(reference.conv2d_forward(x, w_used, b, s, p),
+                                                 activation, 0.1), dtype, "y")
+    y_bar = data.draw(arrays(dtype, y.shape))
+    x_bar, w_bar, b_bar = numpy_conv.conv2d_backward(y_bar, x, w, y, s, p, mask, activation, 0.1)
+    a_bar = dense_reference.act_backward(y, y_bar, activation, 0.1)
+    w_bar_ref, b_bar_ref = reference.conv2d_backward_weight(x, a_bar, w.shape, s, p)
+    assert_close(x_bar, reference.conv2d_backward_input(a_bar, w_used, x.shape, s, p), dtype, "x_bar")
+    assert_close(w_bar, w_bar_ref if mask is None else w_bar_ref * mask, dtype, "w_bar")
+    assert_close(b_bar, b_bar_ref, dtype, "b_bar")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["identity"] + FUSED)
+@EXAMPLES
+@given(g=conv_geometry(transposed=True), data=st.data())
+def test_numpy_doors_conv_transpose2d_matches_the_twins(dtype, activation, g, data):
+    """act(conv_transpose2d(x, w) + b) and its three gradients, as col2im(Wᵀ @ x), against the
+    scatter over kernel offsets."""
+    B, C_in, C_out, H, W, kH, kW, s, p, op = g
+    x, w = data.draw(arrays(dtype, (B, C_in, H, W))), data.draw(arrays(dtype, (C_in, C_out, kH, kW)))
+    b = data.draw(arrays(dtype, (C_out,)))
+    y = numpy_conv.conv_transpose2d(x, w, b, s, p, op, activation, 0.1)
+    with np.errstate(over="ignore"):
+        assert_close(y, dense_reference.activate(reference.conv_transpose2d_forward(x, w, b, s, p, op),
+                                                 activation, 0.1), dtype, "y")
+    y_bar = data.draw(arrays(dtype, y.shape))
+    x_bar, w_bar, b_bar = numpy_conv.conv_transpose2d_backward(y_bar, x, w, y, s, p, activation, 0.1)
+    a_bar = dense_reference.act_backward(y, y_bar, activation, 0.1)
+    w_bar_ref, b_bar_ref = reference.conv_transpose2d_backward_weight(x, a_bar, w.shape, s, p)
+    assert_close(x_bar, reference.conv_transpose2d_backward_input(a_bar, w, x.shape, s, p), dtype, "x_bar")
+    assert_close(w_bar, w_bar_ref, dtype, "w_bar")
+    assert_close(b_bar, b_bar_ref, dtype, "b_bar")

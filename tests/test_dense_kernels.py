@@ -1,12 +1,15 @@
-"""The Numba dense and optimiser kernels, pinned to their NumPy twins in kernels/reference.py."""
+"""The fast door's dense and optimiser kernels, pinned to their twins: the numpy door's lines
+(kernels/numpy/dense.py) and, for Adam, optim.Adam's own equations (the numpy door's update)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae.kernels import dense, reference
-from minivae.kernels import optim as optim_kernels
+from minivae import kernels, nn, optim
+from minivae.kernels.fast import dense, threads
+from minivae.kernels.fast import optim as optim_kernels
+from minivae.kernels.numpy import dense as twin
 
 EXAMPLES = settings(max_examples=30, deadline=None)
 DTYPES = [np.float32, np.float64]
@@ -16,6 +19,30 @@ TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12
 def arrays(dtype, shape, low=-30, high=30):
     width = np.dtype(dtype).itemsize * 8  # floats exactly representable in dtype
     return hnp.arrays(dtype, shape, elements=st.floats(low, high, width=width))
+
+
+def bias_act_backward(y, y_bar, activation, slope):
+    """The twin of dense.bias_act_backward: a_bar = y_bar · act'(a), b_bar = Σ_rows a_bar."""
+    a_bar = twin.act_backward(y, y_bar, activation, slope)
+    return a_bar, a_bar.sum(axis=0)
+
+
+def adam_by_the_equations(p, grads, lr, beta1, beta2, eps):
+    """(p, m, v) after each step of optim.Adam's own lines (the numpy door), a gradient a step."""
+    before = kernels.get_backend()
+    kernels.set_backend("numpy")
+    try:
+        param = nn.Parameter(p.copy())
+        adam = optim.Adam([param], lr=lr, betas=(beta1, beta2), eps=eps)
+        after = []
+        for g in grads:
+            param.grad = g
+            adam.step()
+            after.append((param.data.copy(), adam.buffers["m"][0].copy(),
+                          adam.buffers["v"][0].copy()))
+        return after
+    finally:
+        kernels.set_backend(before)
 
 
 def assert_close(mine, expected, dtype, what):
@@ -31,7 +58,7 @@ def assert_close(mine, expected, dtype, what):
 def test_bias_act_forward_matches_reference(activation, dtype, rows, cols, slope, data):
     a, b = data.draw(arrays(dtype, (rows, cols))), data.draw(arrays(dtype, (cols,)))
     with np.errstate(over="ignore"):  # the reference's naive sigmoid may overflow exp(-a)
-        expected = reference.bias_act_forward(a, b, activation, slope)
+        expected = twin.activate(a + b, activation, slope)
     mine = a.copy()
     dense.bias_act_forward(mine, b, dense.ACTIVATIONS[activation], slope)  # in place
     assert_close(mine, expected, dtype, f"bias_act_forward {activation}")
@@ -43,9 +70,9 @@ def test_bias_act_forward_matches_reference(activation, dtype, rows, cols, slope
 @given(rows=st.integers(1, 9), cols=st.integers(1, 9), slope=st.floats(0, 0.5), data=st.data())
 def test_bias_act_backward_matches_reference(activation, dtype, rows, cols, slope, data):
     a = data.draw(arrays(dtype, (rows, cols)))
-    y = reference.activate(a, activation, slope).astype(dtype)  # what the forward keeps
+    y = twin.activate(a, activation, slope).astype(dtype)  # what the forward keeps
     y_bar = data.draw(arrays(dtype, (rows, cols), -3, 3))
-    a_bar, b_bar = reference.bias_act_backward(y, y_bar, activation, slope)
+    a_bar, b_bar = bias_act_backward(y, y_bar, activation, slope)
     mine_a_bar, mine_b_bar = dense.bias_act_backward(y, y_bar, dense.ACTIVATIONS[activation], slope)
     assert_close(mine_a_bar, a_bar, dtype, f"bias_act_backward a_bar {activation}")
     assert_close(mine_b_bar, b_bar, dtype, f"bias_act_backward b_bar {activation}")
@@ -59,10 +86,10 @@ def test_dense_kernels_at_layer_size(activation, dtype):
     a, b = rng.standard_normal((128, 400)).astype(dtype), rng.standard_normal(400).astype(dtype)
     y = a.copy()
     dense.bias_act_forward(y, b, dense.ACTIVATIONS[activation], 0.2)
-    assert_close(y, reference.bias_act_forward(a, b, activation, 0.2), dtype, activation)
+    assert_close(y, twin.activate(a + b, activation, 0.2), dtype, activation)
     y_bar = rng.standard_normal(y.shape).astype(dtype)
     for mine, expected in zip(dense.bias_act_backward(y, y_bar, dense.ACTIVATIONS[activation], 0.2),
-                              reference.bias_act_backward(y, y_bar, activation, 0.2)):
+                              bias_act_backward(y, y_bar, activation, 0.2)):
         np.testing.assert_allclose(mine, expected, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                    atol=1e-4 if dtype == np.float32 else 1e-10,
                                    err_msg=f"bias_act_backward {activation}: mine vs reference")
@@ -79,41 +106,41 @@ def test_sigmoid_kernel_is_finite_where_the_naive_form_overflows():
 @given(shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=5),
        lr=st.floats(1e-4, 1e-1), beta1=st.floats(0, 0.99), beta2=st.floats(0.9, 0.9999),
        eps=st.sampled_from([1e-8, 1e-6, 1e-3]), seed=st.integers(0, 2**32 - 1))
-def test_adam_update_matches_reference_over_three_steps(dtype, shape, lr, beta1, beta2, eps, seed):
+def test_adam_update_matches_the_equations_over_three_steps(dtype, shape, lr, beta1, beta2, eps,
+                                                            seed):
     rng = np.random.default_rng(seed)
     p = rng.standard_normal(shape).astype(dtype)
     m, v = np.zeros_like(p), np.zeros_like(p)
-    p_ref, m_ref, v_ref = p.copy(), m.copy(), v.copy()
-    for step in (1, 2, 3):
-        g = rng.standard_normal(shape).astype(dtype)
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(3)]
+    expected = adam_by_the_equations(p, grads, lr, beta1, beta2, eps)
+    for step, (g, twins) in enumerate(zip(grads, expected), start=1):
         optim_kernels.adam_update(p, g, m, v, lr, beta1, beta2, eps, step)
-        reference.adam_update(p_ref, g, m_ref, v_ref, lr, beta1, beta2, eps, step)
-        for mine, expected, name in [(p, p_ref, "p"), (m, m_ref, "m"), (v, v_ref, "v")]:
-            assert_close(mine, expected, dtype, f"adam_update {name} at step {step}")
+        for mine, twin_value, name in zip((p, m, v), twins, "pmv"):
+            assert_close(mine, twin_value, dtype, f"adam_update {name} at step {step}")
 
 
 @pytest.mark.parametrize("n_workers", [1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_step_over_the_workers_matches_reference(n_workers, dtype):
-    """optim.Adam cuts the parameters into pieces of kernels/optim.CHUNK that the workers share:
-    every element still gets the twin's update, whatever the pieces and workers."""
-    from minivae import nn, optim
-    from minivae.kernels import threads
+def test_adam_step_over_the_workers_matches_the_equations(n_workers, dtype, open_door):
+    """The fast door cuts the parameters into pieces of kernels/fast/optim.CHUNK that the workers
+    share: every element still gets the equations' update, whatever the pieces and workers."""
+    open_door("fast")
     before = threads.get_num_threads()
     threads.set_num_threads(n_workers)
     try:
         rng = np.random.default_rng(n_workers)
         shapes = [(3, optim_kernels.CHUNK + 5), (7,), (2 * optim_kernels.CHUNK,), (40, 9)]
         params = [nn.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
-        twins = [(p.data.copy(), np.zeros(p.shape, dtype), np.zeros(p.shape, dtype)) for p in params]
+        grads = [[rng.standard_normal(s).astype(dtype) for _ in range(3)] for s in shapes]
+        twins = [adam_by_the_equations(p.data, g, 1e-2, 0.8, 0.99, 1e-6)
+                 for p, g in zip(params, grads)]
         adam = optim.Adam(params, lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
-        for step in (1, 2, 3):
-            for p, (p_ref, m_ref, v_ref) in zip(params, twins):
-                p.grad = rng.standard_normal(p.shape).astype(dtype)
-                reference.adam_update(p_ref, p.grad, m_ref, v_ref, 1e-2, 0.8, 0.99, 1e-6, step)
+        for step in range(3):
+            for p, g in zip(params, grads):
+                p.grad = g[step]
             adam.step()
-            for i, (p, (p_ref, _, _)) in enumerate(zip(params, twins)):
-                assert_close(p.data, p_ref, dtype, f"Adam parameter {i} at step {step}")
+            for i, (p, twin_steps) in enumerate(zip(params, twins)):
+                assert_close(p.data, twin_steps[step][0], dtype, f"Adam parameter {i}, step {step + 1}")
     finally:
         threads.set_num_threads(before)
 
@@ -125,8 +152,8 @@ def test_adam_step_over_the_workers_matches_reference(n_workers, dtype):
        data=st.data())
 def test_act_backward_matches_reference(activation, dtype, shape, slope, data):
     a = data.draw(arrays(dtype, shape))
-    y = reference.activate(a, activation, slope).astype(dtype)
+    y = twin.activate(a, activation, slope).astype(dtype)
     y_bar = data.draw(arrays(dtype, shape, -3, 3))
-    expected = y_bar * reference.activation_grad_from_output(y, activation, slope)
+    expected = twin.act_backward(y, y_bar, activation, slope)
     mine = dense.act_backward(y, y_bar, dense.ACTIVATIONS[activation], slope)
     assert_close(mine, expected, dtype, f"act_backward {activation}")

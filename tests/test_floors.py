@@ -1,7 +1,8 @@
 """The README's table of the house is the import rule: each file imports only its own floor and
 the floors listed above it in the table, with one cycle allowed (tensor.py <-> functional.py). The
 table is read from the README itself, so the table, the files and their imports cannot drift
-apart."""
+apart. And above kernels/, a file imports the kernels' interface (minivae.kernels) only, never a
+door's own module (minivae.kernels.fast..., minivae.kernels.numpy...)."""
 import ast
 import pathlib
 import re
@@ -25,9 +26,15 @@ def floors() -> dict[str, int]:
 
 
 def floor_of(path: str, floor: dict[str, int]) -> int:
+    """The row of the file, or of the nearest folder above it listed whole ('minivae/kernels/')."""
     if path in floor:
         return floor[path]
-    return floor[path.rsplit("/", 1)[0] + "/"]  # a file of a folder listed whole
+    parts = path.split("/")[:-1]
+    for depth in range(len(parts), 0, -1):
+        folder = "/".join(parts[:depth]) + "/"
+        if folder in floor:
+            return floor[folder]
+    raise KeyError(path)
 
 
 def module_path(module: str) -> str:
@@ -89,3 +96,37 @@ def test_the_rule_finds_an_upward_import(tmp_path, monkeypatch):
     targets = imports(fake)
     assert targets == {"minivae/models/pca.py"}
     assert floor_of("minivae/models/pca.py", floor) > floor_of("minivae/viz.py", floor)
+
+
+def backend_imports(path: pathlib.Path) -> set[str]:
+    """The modules under minivae.kernels (a door, or a file of one) that `path` imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "minivae.kernels":
+            found |= {f"minivae.kernels.{a.name}" for a in node.names
+                      if (ROOT / "minivae" / "kernels" / a.name).is_dir()
+                      or (ROOT / "minivae" / "kernels" / f"{a.name}.py").exists()}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minivae.kernels."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("minivae.kernels.")}
+    return found
+
+
+def test_nothing_above_the_kernels_imports_a_backend_module():
+    reaching_in = [f"{path} imports {module}" for path in package_files()
+                   if not path.startswith("minivae/kernels/")
+                   for module in sorted(backend_imports(ROOT / path))]
+    reaching_in += [f"minivae/__init__.py imports {module}"
+                    for module in sorted(backend_imports(ROOT / "minivae" / "__init__.py"))]
+    assert not reaching_in, "past the kernels' interface: " + "; ".join(reaching_in)
+
+
+def test_the_rule_finds_a_backend_import(tmp_path):
+    """The check itself can fail: each way of reaching into a door is caught, the interface is not."""
+    fake = tmp_path / "functional.py"
+    fake.write_text("from minivae import kernels\nfrom minivae.kernels import fast\n"
+                    "from minivae.kernels.fast.fpenv import flush_subnormals\n"
+                    "import minivae.kernels.numpy.dense\n")
+    assert backend_imports(fake) == {"minivae.kernels.fast", "minivae.kernels.fast.fpenv",
+                                     "minivae.kernels.numpy.dense"}

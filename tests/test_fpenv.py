@@ -1,57 +1,53 @@
-"""Subnormal floats are flushed to zero wherever minivae computes (kernels/fpenv.py), on its worker
-threads too, and the user's own code gets its floating-point state back. Nothing here is timed: the
-tests read the state itself, and look for subnormals where training used to make them."""
+"""Subnormal floats are flushed to zero wherever the fast door computes (kernels/fast/fpenv.py), on
+its worker threads too, and the user's own code gets its floating-point state back. Nothing here
+is timed: the tests read the state itself, and look for subnormals where training used to make
+them. The ops and models run through the fast door here, whichever door the suite runs."""
 import numpy as np
 import pytest
 
 import minivae
 from minivae import functional as F
-from minivae import nn, optim
-from minivae.kernels import fpenv, threads
-from minivae.tensor import Function, Tensor
+from minivae import kernels, nn, optim
+from minivae.kernels import fast
+from minivae.kernels.fast import fpenv, threads
+from minivae.tensor import Tensor
 
 pytestmark = pytest.mark.skipif(not fpenv.ACTIVE, reason="no MXCSR to set (not x86, or no JIT)")
 TINY = np.finfo(np.float32).tiny  # the smallest normal float32
+
+
+@pytest.fixture(autouse=True)
+def fast_door(open_door):
+    open_door("fast")
 
 
 def subnormals(a: np.ndarray) -> int:
     return int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)))
 
 
-class ReadMode(Function):
-    """y = x, recording the floating-point mode its forward and backward ran in."""
+def test_every_function_of_the_fast_door_flushes_inside():
+    """Each is fpenv.flush_subnormals around the kernel: it runs in FLUSH, the caller's mode back after."""
+    for name in kernels.INTERFACE:
+        fn = getattr(fast, name)
+        assert getattr(fn, "__wrapped__", None) is not None, f"fast.{name} does not flush"
     seen = []
-
-    @staticmethod
-    def forward(ctx, x):
-        ReadMode.seen.append(("forward", fpenv.get_mode()))
-        return x.copy()
-
-    @staticmethod
-    def backward(ctx, y_bar):
-        ReadMode.seen.append(("backward", fpenv.get_mode()))
-        return y_bar
-
-
-def test_ops_flush_inside_and_the_users_state_is_back_outside():
+    inner = fpenv.flush_subnormals(lambda: seen.append(fpenv.get_mode()))
     assert fpenv.get_mode() == 0  # what Python starts with
-    ReadMode.seen.clear()
-    x = Tensor(np.ones(3, np.float32), requires_grad=True)
-    ReadMode.apply(x).sum().backward()
-    assert ReadMode.seen == [("forward", fpenv.FLUSH), ("backward", fpenv.FLUSH)]
-    assert fpenv.get_mode() == 0
+    inner()
+    assert seen == [fpenv.FLUSH] and fpenv.get_mode() == 0
     # and the user's own NumPy still has its subnormals
     assert np.float32(1e-39) * np.float32(1) == np.float32(1e-39)
 
 
-def test_a_subnormal_input_reads_as_zero_in_an_op():
-    x = Tensor(np.array([1e-39, 1.0], np.float32))
-    np.testing.assert_array_equal((x * 1).data, [0, 1])
+def test_a_subnormal_input_reads_as_zero_in_a_kernel():
+    x = Tensor(np.array([[1e-39, 1.0]], np.float32))
+    w = np.eye(2, dtype=np.float32)
+    np.testing.assert_array_equal(F.linear(x, w).data, [[0, 1]])
 
 
-def test_the_users_state_is_back_after_an_op_raises():
+def test_the_users_state_is_back_after_a_kernel_raises():
     with pytest.raises(ValueError):
-        F.matmul(Tensor(np.ones((2, 3))), Tensor(np.ones((2, 3))))
+        kernels.matmul(np.ones((2, 3)), np.ones((2, 3)))
     assert fpenv.get_mode() == 0
 
 

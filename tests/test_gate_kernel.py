@@ -1,4 +1,4 @@
-"""The PixelCNN's gate kernel (kernels/gate.py), pinned to its NumPy twin in kernels/reference.py:
+"""The PixelCNN's gate kernel (kernels/fast/gate.py), pinned to its twin in the numpy door (kernels/numpy/dense.py):
 Hypothesis shapes and values, float32 and float64, and the same bits on 1, 2 or 3 workers."""
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae.kernels import gate, reference, threads
+from minivae.kernels.fast import gate, threads
+from minivae.kernels.numpy import dense as reference
 
 EXAMPLES = settings(max_examples=40, deadline=None)
 # σ through tanh(b/2) and through exp differ by about an ulp of 1 (absolute)

@@ -9,7 +9,7 @@ import pytest
 import minivae
 from minivae import nn, optim
 from minivae.distributions import Bernoulli
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 from minivae.metrics import iwae_nll
 from minivae.models.aae import AAE
 from minivae.models.ae import AE

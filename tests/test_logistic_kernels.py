@@ -1,4 +1,4 @@
-"""The logistic kernels (kernels/logistic.py), pinned to their NumPy twins in kernels/reference.py:
+"""The logistic kernels (kernels/fast/logistic.py), pinned to their twins in the numpy door (kernels/numpy/dense.py):
 Hypothesis shapes and values, float32 and float64, logits out to ±1e4 where naive forms overflow."""
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae.kernels import logistic, reference
+from minivae.kernels.fast import logistic
+from minivae.kernels.numpy import dense as reference
 
 EXAMPLES = settings(max_examples=40, deadline=None)
 DTYPES = [np.float32, np.float64]

@@ -60,42 +60,59 @@ def test_mlp_learns_two_moons_with_adam():
     assert all(p.dtype == np.float32 for p in model.parameters())
 
 
-# ---------------------------------------------------------------- Sequential's fused path
+# ---------------------------------------------------------------- a layer's activation, and Sequential
 
 
-def test_fused_sequential_matches_running_the_layers_one_by_one():
+MODULES = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "leaky_relu": nn.LeakyReLU(0.2), "sigmoid": nn.Sigmoid()}
+
+
+@pytest.mark.parametrize("activation", list(MODULES))
+@pytest.mark.parametrize("layer", ["linear", "conv", "conv_transpose"])
+def test_a_layers_activation_is_the_layer_then_the_activation_module(activation, layer):
+    """Linear(..., activation=a) computes, forward and backward, what the plain layer followed by
+    the activation's own module computes: one op instead of two."""
     rng = np.random.default_rng(1)
-    model = nn.Sequential(
-        nn.Linear(5, 7, rng=rng, dtype=np.float64), nn.ReLU(),
-        nn.Linear(7, 6, rng=rng, dtype=np.float64), nn.Tanh(),
-        nn.Linear(6, 4, rng=rng, dtype=np.float64), nn.LeakyReLU(0.2),
-        nn.Linear(4, 3, rng=rng, dtype=np.float64, bias=False), nn.Sigmoid(),
-        nn.Linear(3, 2, rng=rng, dtype=np.float64), nn.Flatten())
-    x_data = rng.standard_normal((8, 5))
-    y_bar = rng.standard_normal((8, 2))
+    make = {"linear": lambda **kw: nn.Linear(5, 7, **kw),
+            "conv": lambda **kw: nn.Conv2d(2, 3, 3, 2, 1, **kw),
+            "conv_transpose": lambda **kw: nn.ConvTranspose2d(2, 3, 3, 2, 1, 1, **kw)}[layer]
+    fused = make(rng=np.random.default_rng(2), dtype=np.float64, activation=activation, slope=0.2)
+    plain = nn.Sequential(make(rng=np.random.default_rng(2), dtype=np.float64), MODULES[activation])
+    x_data = rng.standard_normal((8, 5) if layer == "linear" else (4, 2, 5, 5))
+    y_bar = None  # random, non-uniform: drawn once the output's shape is known
 
-    def run(forward):
-        model.zero_grad()
+    def run(net):
         x = Tensor(x_data, requires_grad=True)
-        y = forward(x)
+        y = net(x)
         y.backward(y_bar)
-        return y, x.grad, [p.grad for p in model.parameters()]
+        return [y.data, x.grad] + [p.grad for p in net.parameters()]
 
-    def one_by_one(x):  # each Linear runs with activation "identity", then its own module
-        for layer in model:
-            x = layer(x)
-        return x
+    y_bar = rng.standard_normal(fused(Tensor(x_data)).shape)
+    for mine, expected in zip(run(fused), run(plain)):
+        np.testing.assert_allclose(mine, expected, rtol=1e-12, atol=1e-15)
 
-    y_fused, x_bar_fused, grads_fused = run(model)
-    y_plain, x_bar_plain, grads_plain = run(one_by_one)
-    np.testing.assert_allclose(y_fused.data, y_plain.data, rtol=1e-12)
-    np.testing.assert_allclose(x_bar_fused, x_bar_plain, rtol=1e-12, atol=1e-15)
-    for (name, _), fused, plain in zip(model.named_parameters(), grads_fused, grads_plain):
-        np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-15, err_msg=name)
-    # And the two paths really differ: the fused one ends a pair in one LinearBiasAct node.
-    pair = nn.Sequential(model[0], model[1])
-    assert pair(Tensor(x_data))._fn is F.LinearBiasAct
-    assert model[1](model[0](Tensor(x_data)))._fn is F.ReLUOp
+
+def test_sequential_runs_every_module_as_it_is_and_names_a_layers_activation_a_place():
+    """No hidden fusion: a ReLU module's own forward runs (its op ends the graph); a layer with an
+    activation takes two places, so the keys are those of PyTorch's Linear, ReLU."""
+    rng = np.random.default_rng(1)
+    pair = nn.Sequential(nn.Linear(5, 7, rng=rng), nn.ReLU())
+    assert pair(Tensor(np.ones((2, 5), np.float32)))._fn is F.ReLUOp
+    fused = nn.Sequential(nn.Flatten(), nn.Linear(5, 7, rng=rng, activation="relu"),
+                          nn.Linear(7, 2, rng=rng))
+    assert fused(Tensor(np.ones((2, 5), np.float32))).shape == (2, 2)
+    assert list(fused.state_dict()) == ["1.weight", "1.bias", "3.weight", "3.bias"]
+    assert fused[2] is list(fused.children())[2] and len(fused) == 3
+    assert "activation='relu'" in repr(fused)
+
+
+def test_a_layer_and_an_op_refuse_an_unknown_activation():
+    with pytest.raises(ValueError, match="activation must be one of 'identity', 'relu'.*got 'gelu'"):
+        nn.Linear(2, 3, activation="gelu")
+    for op in (lambda: F.linear(np.ones((1, 2)), np.ones((3, 2)), activation="gelu"),
+               lambda: F.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), activation="Relu"),
+               lambda: F.conv_transpose2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), activation="")):
+        with pytest.raises(ValueError, match="activation must be one of"):  # in either door
+            op()
 
 
 # ---------------------------------------------------------------- optimisers, by hand

@@ -338,7 +338,7 @@ def test_gated_tanh_is_tanh_of_one_half_times_sigmoid_of_the_other(data):
     B, C, *rest = data.draw(FEATURE_MAPS)
     x = data.draw(arrays((B, 2 * C, *rest)))
     y = F.gated_tanh(Tensor(x)).data
-    # atol: minivae's ops flush subnormal results to zero (README, floating-point state)
+    # atol: the fast door flushes subnormal results to zero (README, floating-point state)
     np.testing.assert_allclose(y, np.tanh(x[:, :C]) / (1 + np.exp(-x[:, C:])), rtol=1e-12,
                                atol=np.finfo(x.dtype).tiny)
     check_grad(F.gated_tanh, x)

@@ -1,4 +1,4 @@
-"""The gated PixelCNN: masks, causality with no blind spot, a normalised p(x | h), exact sampling.
+"""The gated PixelCNN: masks, causality with no blind spot, a normalised p(x | y), exact sampling.
 
 Exactness claims run in float64: the gradient of every logit with respect to every pixel is exactly
 zero outside the designed receptive field (and nonzero inside it), the 512 binary 3×3 images'
@@ -58,8 +58,8 @@ def test_mask_tap_counts_at_the_networks_sizes():
 
 def test_masked_taps_get_zero_gradient_and_stay_zero():
     net = small()
-    x, h = binary((2, 1, 8, 8)), np.random.default_rng(2).standard_normal((2, 2))
-    net.log_prob(x, h).sum().backward()
+    x, cond = binary((2, 1, 8, 8)), np.random.default_rng(2).standard_normal((2, 2))
+    net.log_prob(x, cond).sum().backward()
     masked = [m for layer in net.layers for m in (layer.vertical, layer.horizontal)]
     assert len(masked) == 2 * (1 + 2)
     for conv in masked:
@@ -72,19 +72,19 @@ def test_masked_taps_get_zero_gradient_and_stay_zero():
 # ---------------------------------------------------------------- causality
 
 
-def logit_jacobian(net, x, h):
-    """J[i, j] = ∂logit_i / ∂x_j for pixels in raster order, and G[i] = ‖∂logit_i / ∂h‖, by
+def logit_jacobian(net, x, cond):
+    """J[i, j] = ∂logit_i / ∂x_j for pixels in raster order, and G[i] = ‖∂logit_i / ∂cond‖, by
     minivae's own autodiff: one backward pass per output pixel."""
     _, _, H, W = x.shape
     J, G = np.zeros((H * W, H * W)), np.zeros(H * W)
     for i in range(H * W):
         xt = Tensor(x, requires_grad=True)
-        ht = None if h is None else Tensor(h, requires_grad=True)
+        cond_t = None if cond is None else Tensor(cond, requires_grad=True)
         y_bar = np.zeros(x.shape)
         y_bar[0, 0, i // W, i % W] = 1
-        net(xt, ht).backward(y_bar)
+        net(xt, cond_t).backward(y_bar)
         J[i] = xt.grad[0, 0].ravel()
-        G[i] = 0 if h is None else np.abs(ht.grad).sum()
+        G[i] = 0 if cond is None else np.abs(cond_t.grad).sum()
     return J, G
 
 
@@ -104,14 +104,14 @@ def designed_field(H, W, layers, kernel_size):
 @pytest.mark.parametrize("layers, kernel_size", [(2, 3), (1, 5), (0, 3)])
 def test_each_logit_sees_exactly_its_designed_field_and_never_itself_or_later(layers, kernel_size):
     net = small(layers=layers, kernel_size=kernel_size)
-    x, h = binary((1, 1, 8, 8)), np.random.default_rng(3).standard_normal((1, 2))
-    J, G = logit_jacobian(net, x, h)
+    x, cond = binary((1, 1, 8, 8)), np.random.default_rng(3).standard_normal((1, 2))
+    J, G = logit_jacobian(net, x, cond)
     later = np.triu(np.ones_like(J, bool))  # j >= i in raster order
     assert np.all(J[later] == 0), "a logit depends on its own pixel or a later one"
     field = designed_field(8, 8, layers, kernel_size)
     assert np.all(J[~field] == 0), "a logit sees a pixel outside its designed field"
     assert np.all(J[field] != 0), "a pixel inside the designed field is not seen (a blind spot)"
-    assert np.all(G > 0), "some logit does not depend on h"
+    assert np.all(G > 0), "some logit does not depend on cond"
 
 
 def test_the_pixels_above_and_to_the_right_that_a_plain_masked_stack_misses_are_seen():
@@ -133,7 +133,7 @@ def test_the_pixels_above_and_to_the_right_that_a_plain_masked_stack_misses_are_
 
 
 def plain_as_net(stack):
-    return lambda x, h=None: stack(x)
+    return lambda x, cond=None: stack(x)
 
 
 # ---------------------------------------------------------------- the distribution
@@ -143,26 +143,26 @@ def plain_as_net(stack):
 def test_probabilities_of_all_512_binary_3x3_images_add_up_to_one(cond_dim):
     net = small(H=3, W=3, cond_dim=cond_dim, seed=4)
     x = np.array(list(itertools.product([0.0, 1.0], repeat=9))).reshape(512, 1, 3, 3)
-    h = None if not cond_dim else np.tile(np.random.default_rng(5).standard_normal((1, 2)), (512, 1))
-    log_p = net.log_prob(x, h).data  # (512,)
+    cond = None if not cond_dim else np.tile(np.random.default_rng(5).standard_normal((1, 2)), (512, 1))
+    log_p = net.log_prob(x, cond).data  # (512,)
     assert log_p.shape == (512,)
     assert abs(np.exp(log_p).sum() - 1) < 1e-12
 
 
 def test_log_prob_is_the_sum_of_bernoulli_terms_of_the_logits():
     net = small()
-    x, h = binary((3, 1, 8, 8)), np.random.default_rng(6).standard_normal((3, 2))
-    logits = net(x, h).data
+    x, cond = binary((3, 1, 8, 8)), np.random.default_rng(6).standard_normal((3, 2))
+    logits = net(x, cond).data
     expected = (x * -np.logaddexp(0, -logits) + (1 - x) * -np.logaddexp(0, logits)).sum((1, 2, 3))
-    np.testing.assert_allclose(net.log_prob(x, h).data, expected, rtol=1e-12)
+    np.testing.assert_allclose(net.log_prob(x, cond).data, expected, rtol=1e-12)
 
 
 def test_fully_convolutional_any_height_and_width():
     net = small()
     for shape in [(2, 1, 5, 7), (1, 1, 12, 3), (2, 1, 1, 1)]:
-        h = np.zeros((shape[0], 2))
-        assert net(binary(shape), h).shape == shape
-        assert net.log_prob(binary(shape), h).shape == (shape[0],)
+        cond = np.zeros((shape[0], 2))
+        assert net(binary(shape), cond).shape == shape
+        assert net.log_prob(binary(shape), cond).shape == (shape[0],)
 
 
 # ---------------------------------------------------------------- sampling
@@ -172,17 +172,17 @@ def test_fully_convolutional_any_height_and_width():
 def test_cached_and_naive_samplers_draw_the_same_images_for_different_h(dtype):
     net = small(H=8, W=7, layers=2, dtype=dtype, seed=7)
     rng = np.random.default_rng(8)
-    h = 2 * rng.standard_normal((6, 2))  # a different h for every image
+    cond = 2 * rng.standard_normal((6, 2))  # a different cond for every image
     noise = rng.random((6, 1, 8, 7))
-    naive, naive_logits = net.sample(6, h=h, noise=noise, cached=False, return_logits=True)
-    cached, cached_logits = net.sample(6, h=h, noise=noise, cached=True, return_logits=True)
+    naive, naive_logits = net.sample(6, cond=cond, noise=noise, cached=False, return_logits=True)
+    cached, cached_logits = net.sample(6, cond=cond, noise=noise, cached=True, return_logits=True)
     assert cached.shape == (6, 1, 8, 7) and cached.dtype == dtype
     assert set(np.unique(cached)) <= {0.0, 1.0}
     np.testing.assert_array_equal(cached, naive)
     # every logit a pixel was drawn with is the teacher-forced one, to rounding
     tolerance = 1e-10 if dtype == np.float64 else 1e-4
-    np.testing.assert_allclose(cached_logits, net(cached, h).data, rtol=0, atol=tolerance)
-    np.testing.assert_allclose(naive_logits, net(naive, h).data, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(cached_logits, net(cached, cond).data, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(naive_logits, net(naive, cond).data, rtol=0, atol=tolerance)
     assert 0.05 < cached.mean() < 0.95  # not all black, not all white: a real draw
 
 
@@ -190,9 +190,9 @@ def test_cached_and_naive_samplers_draw_the_same_images_for_different_h(dtype):
 def test_a_sample_is_a_fixed_point_of_teacher_forcing_with_its_noise(cached):
     net = small(seed=9)
     rng = np.random.default_rng(10)
-    h, noise = rng.standard_normal((4, 2)), rng.random((4, 1, 8, 8))
-    x = net.sample(4, h=h, noise=noise, cached=cached)
-    p = 1 / (1 + np.exp(-net(x, h).data))  # every conditional, from one parallel pass
+    cond, noise = rng.standard_normal((4, 2)), rng.random((4, 1, 8, 8))
+    x = net.sample(4, cond=cond, noise=noise, cached=cached)
+    p = 1 / (1 + np.exp(-net(x, cond).data))  # every conditional, from one parallel pass
     np.testing.assert_array_equal(x, noise < p)
 
 
@@ -219,20 +219,31 @@ def test_bad_configurations_are_refused(make, match):
 
 
 def test_bad_images_and_conditions_are_refused_with_the_bad_value_named():
-    net, h = small(), np.zeros((2, 2))
+    net, cond = small(), np.zeros((2, 2))
     with pytest.raises(ValueError, match="0 or 1.*0.5"):
-        net(np.full((2, 1, 8, 8), 0.5), h)
+        net(np.full((2, 1, 8, 8), 0.5), cond)
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\).*\(2, 8, 8\)"):
-        net(np.zeros((2, 8, 8)), h)
+        net(np.zeros((2, 8, 8)), cond)
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
-        net(np.zeros((2, 3, 8, 8)), h)
-    with pytest.raises(ValueError, match=r"h must have shape \(2, 2\), got \(2, 3\)"):
+        net(np.zeros((2, 3, 8, 8)), cond)
+    with pytest.raises(ValueError, match=r"cond must have shape \(2, 2\), got \(2, 3\)"):
         net(np.zeros((2, 1, 8, 8)), np.zeros((2, 3)))
-    with pytest.raises(ValueError, match=r"h must have shape \(2, 2\), got None"):
+    with pytest.raises(ValueError, match=r"cond must have shape \(2, 2\), got None"):
         net.log_prob(np.zeros((2, 1, 8, 8)))
     with pytest.raises(ValueError, match="unconditional"):
-        small(cond_dim=0)(np.zeros((2, 1, 8, 8)), h)
+        small(cond_dim=0)(np.zeros((2, 1, 8, 8)), cond)
     with pytest.raises(ValueError, match="noise must have shape"):
-        net.sample(2, h=h, noise=np.zeros((2, 1, 4, 4)))
+        net.sample(2, cond=cond, noise=np.zeros((2, 1, 4, 4)))
     with pytest.raises(ValueError, match="give rng"):
-        net.sample(2, h=h)
+        net.sample(2, cond=cond)
+
+
+def test_log_prob_and_sampling_check_their_inputs_once(monkeypatch):
+    """One check per call (the pass behind log_prob and each sampled pixel checks nothing again)."""
+    net, calls = small(), []
+    check = PixelCNN._check
+    monkeypatch.setattr(PixelCNN, "_check", lambda self, *args: calls.append(1) or check(self, *args))
+    net.log_prob(binary((2, 1, 8, 8)), np.zeros((2, 2)))
+    assert len(calls) == 1
+    net.sample(2, np.random.default_rng(0), cond=np.zeros((2, 2)), cached=False)
+    assert len(calls) == 1

@@ -47,7 +47,7 @@ def count_sampling(monkeypatch, net, n, cached):
                         (pixelcnn._MaskedTaps, "pixel"), (pixelcnn._HeadCache, "pixel")]:
         counter.watch(cls, method)
     h = np.random.default_rng(1).standard_normal((n, net.cond_dim))
-    net.sample(n, np.random.default_rng(2), h=h, cached=cached)
+    net.sample(n, np.random.default_rng(2), cond=h, cached=cached)
     return counter.calls
 
 
@@ -96,8 +96,8 @@ def test_cached_and_naive_samplers_agree_for_every_kernel_size_and_odd_non_squar
     rng = np.random.default_rng(H * 10 + W)
     h = 2 * rng.standard_normal((4, 2))
     noise = rng.random((4, 1, H, W))
-    naive, naive_logits = net.sample(4, h=h, noise=noise, cached=False, return_logits=True)
-    cached, cached_logits = net.sample(4, h=h, noise=noise, cached=True, return_logits=True)
+    naive, naive_logits = net.sample(4, cond=h, noise=noise, cached=False, return_logits=True)
+    cached, cached_logits = net.sample(4, cond=h, noise=noise, cached=True, return_logits=True)
     assert cached.shape == (4, 1, H, W)
     np.testing.assert_array_equal(cached, naive)
     np.testing.assert_allclose(cached_logits, naive_logits, rtol=0, atol=1e-10)
@@ -163,8 +163,8 @@ def test_every_conditioning_path_moves_the_cached_samplers_logits_too():
     for name, kept in paths.items():
         for other, linear in paths.items():
             linear.weight.data[...] = saved[other] if other == name else 0
-        x0, l0 = net.sample(2, h=h0, noise=noise, cached=True, return_logits=True)
-        _, l1 = net.sample(2, h=h1, noise=noise, cached=True, return_logits=True)
+        x0, l0 = net.sample(2, cond=h0, noise=noise, cached=True, return_logits=True)
+        _, l1 = net.sample(2, cond=h1, noise=noise, cached=True, return_logits=True)
         assert np.abs(l0 - l1).max() > 1e-6, f"{name}: the cached logits ignore h"
         np.testing.assert_allclose(l0, net(Tensor(x0), h0).data, rtol=0, atol=1e-10, err_msg=name)
 

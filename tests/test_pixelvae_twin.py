@@ -41,22 +41,22 @@ def test_same_weights_give_the_same_logits_loss_and_gradients(latent_dim):
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, twin_params[name].grad.numpy(), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
-    h = None if not latent_dim else rng.standard_normal((4, latent_dim))
-    ours = model.decoder(x, h).data
+    cond = None if not latent_dim else rng.standard_normal((4, latent_dim))
+    ours = model.decoder(x, cond).data
     with torch.no_grad():
-        logits = net.decoder(torch.from_numpy(x), None if h is None else torch.from_numpy(h))
+        logits = net.decoder(torch.from_numpy(x), None if cond is None else torch.from_numpy(cond))
     np.testing.assert_allclose(ours, logits.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_the_twins_naive_sampler_draws_minivaes_cached_images():
     model, net = models(image=8)
     rng = np.random.default_rng(3)
-    h, noise = rng.standard_normal((5, 3)), rng.random((5, 1, 8, 8))
-    ours = model.decoder.sample(5, h=h, noise=noise, cached=True)
+    cond, noise = rng.standard_normal((5, 3)), rng.random((5, 1, 8, 8))
+    ours = model.decoder.sample(5, cond=cond, noise=noise, cached=True)
     x = torch.zeros(5, 1, 8, 8, dtype=torch.float64)
     with torch.no_grad():
         for r in range(8):
             for c in range(8):
-                p = torch.sigmoid(net.decoder(x, torch.from_numpy(h))[:, 0, r, c])
+                p = torch.sigmoid(net.decoder(x, torch.from_numpy(cond))[:, 0, r, c])
                 x[:, 0, r, c] = (torch.from_numpy(noise[:, 0, r, c]) < p).double()
     np.testing.assert_array_equal(ours, x.numpy())

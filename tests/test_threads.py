@@ -1,4 +1,4 @@
-"""minivae's worker threads (kernels/threads.py): the split of the work, the BLAS setting around
+"""minivae's worker threads (kernels/fast/threads.py): the split of the work, the BLAS setting around
 it, errors, and the products shared out among the workers."""
 import os
 import threading
@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 
 needs_openblas = pytest.mark.skipif(threads._openblas is None, reason="NumPy's BLAS is not an OpenBLAS ctypes can find")
 
@@ -191,8 +191,9 @@ def _train_a_few_steps(name, n_workers, steps=3):
 
 @needs_openblas
 @pytest.mark.parametrize("model", ["conv-vae", "conv-ae", "aae", "mlp-vae"])
-def test_training_is_bit_identical_for_one_and_two_workers(workers, model):
+def test_training_is_bit_identical_for_one_and_two_workers(workers, model, open_door):
     """So a run resumed on a machine with another number of cores continues exactly."""
+    open_door("fast")  # the door with workers
     one, two = _train_a_few_steps(model, 1), _train_a_few_steps(model, 2)
     differ = [name for name in one if not np.array_equal(one[name], two[name])]
     assert not differ, f"{model}: parameters differ between 1 and 2 workers: {differ}"

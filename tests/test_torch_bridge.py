@@ -47,12 +47,16 @@ def layer_cases() -> dict:
         "Sigmoid": (nn.Sigmoid(), [(3, 4)]), "Tanh": (nn.Tanh(), [(3, 4)]),
         "Flatten": (nn.Flatten(), [(2, 3, 4, 5)]),
         "Unflatten": (nn.Unflatten(1, (3, 4)), [(2, 12)]),
-        "Sequential-dense": (nn.Sequential(  # every pair minivae fuses
+        "Sequential-dense": (nn.Sequential(  # layers and activation modules
             nn.Linear(6, 5, **kw), nn.ReLU(), nn.Linear(5, 4, **kw), nn.LeakyReLU(0.1),
             nn.Linear(4, 3, **kw), nn.Sigmoid(), nn.Linear(3, 2, **kw), nn.Tanh()), [(4, 6)]),
+        "Sequential-dense-activations": (nn.Sequential(  # layers with their activations
+            nn.Linear(6, 5, activation="relu", **kw), nn.Linear(5, 4, activation="leaky_relu", slope=0.1, **kw),
+            nn.Linear(4, 3, activation="sigmoid", **kw), nn.Linear(3, 2, activation="tanh", **kw)), [(4, 6)]),
         "Sequential-conv": (nn.Sequential(
-            nn.Conv2d(1, 3, 3, padding=1, **kw), nn.ReLU(), nn.ConvTranspose2d(3, 2, 4, 2, 1, **kw),
-            nn.Tanh(), nn.Flatten(), nn.Linear(2 * 12 * 12, 3, **kw)), [(2, 1, 6, 6)]),
+            nn.Conv2d(1, 3, 3, padding=1, activation="relu", **kw),
+            nn.ConvTranspose2d(3, 2, 4, 2, 1, activation="tanh", **kw), nn.Flatten(),
+            nn.Linear(2 * 12 * 12, 3, **kw)), [(2, 1, 6, 6)]),
         "GatedLayer-first": (pixelcnn.GatedLayer(1, 3, 7, 2, True, False, **kw),
                              [(2, 1, 6, 6), (2, 1, 6, 6), (2, 2)]),
         "GatedLayer-middle": (pixelcnn.GatedLayer(3, 3, 3, 2, False, False, **kw),
@@ -184,6 +188,8 @@ def test_unsupported_modules_are_refused_by_name():
         to_torch(nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh(), Custom())))
     with pytest.raises(TypeError, match="no PyTorch equivalent for MyLinear; supported: Linear"):
         to_torch(MyLinear(2, 3))
+    with pytest.raises(TypeError, match=r"Linear has activation='relu'.*inside a Sequential"):
+        to_torch(nn.Linear(2, 3, activation="relu"))  # torch.nn has no Linear with a ReLU inside
     with pytest.raises(TypeError, match=r"no PyTorch equivalent for Custom \(at 'decoder\.4'\)"):
         model = VAE.mlp(latent_dim=2, hidden=4)
         model.decoder = nn.Sequential(*model.decoder, Custom())
@@ -349,13 +355,13 @@ def test_the_torch_pixelcnn_samples_minivaes_images_and_pickles():
     net_ours = pixelcnn.PixelCNN((1, 6, 6), channels=4, layers=2, cond_dim=2,
                                  rng=np.random.default_rng(0), dtype=np.float64)
     rng = np.random.default_rng(3)
-    h, noise = rng.standard_normal((5, 2)), rng.random((5, 1, 6, 6))
+    cond, noise = rng.standard_normal((5, 2)), rng.random((5, 1, 6, 6))
     buffer = io.BytesIO()
     torch.save(to_torch(net_ours), buffer)  # the torch classes pickle
     buffer.seek(0)
     net = torch.load(buffer, weights_only=False)
-    theirs = net.sample(5, torch.from_numpy(h), torch.from_numpy(noise))
-    np.testing.assert_array_equal(net_ours.sample(5, h=h, noise=noise, cached=True),
+    theirs = net.sample(5, torch.from_numpy(cond), torch.from_numpy(noise))
+    np.testing.assert_array_equal(net_ours.sample(5, cond=cond, noise=noise, cached=True),
                                   theirs.numpy())
 
 

@@ -104,14 +104,14 @@ def poison_at(model, epoch):
     """An on_step hook that fills the decoder's bias with NaN from the first step of `epoch`."""
     def hook(epochs_done):  # epochs done after this step: epoch − 1 + step / steps
         if epochs_done > epoch - 1:
-            model.decoder[2].bias.data[:] = np.nan
+            model.decoder[-2].bias.data[:] = np.nan
     return hook
 
 
 def test_nan_in_the_first_epoch_says_no_checkpoint_was_written(tmp_path, digits):
     """Before the fix: 'the last good checkpoint … is kept', when there was none."""
     model = small()
-    model.decoder[2].bias.data[:] = np.nan
+    model.decoder[-2].bias.data[:] = np.nan
     with pytest.raises(FloatingPointError) as info:
         fit(model, optim.Adam(model.parameters()), *digits, epochs=2, batch_size=64,
             out=str(tmp_path / "run"), **QUIET)
@@ -128,7 +128,7 @@ def test_nan_in_a_new_run_leaves_an_earlier_runs_checkpoint_and_says_whose_it_is
     checkpoint = os.path.join(out, "checkpoint.npz")
     earlier = open(checkpoint, "rb").read()
     model = small()
-    model.decoder[2].bias.data[:] = np.nan
+    model.decoder[-2].bias.data[:] = np.nan
     with pytest.raises(FloatingPointError) as info:
         fit(model, optim.Adam(model.parameters()), *digits, epochs=2, batch_size=64, out=out,
             overwrite=True, **QUIET)
@@ -216,7 +216,7 @@ def test_two_runs_cannot_write_into_one_folder_and_a_killed_run_leaves_no_lock(t
 def test_runs_one_after_another_in_one_process_each_take_the_folder(tmp_path, digits):
     out = str(tmp_path / "run")
     model = small()
-    model.decoder[2].bias.data[:] = np.nan
+    model.decoder[-2].bias.data[:] = np.nan
     with pytest.raises(FloatingPointError):
         fit(model, optim.Adam(model.parameters()), *digits, epochs=1, out=out, **QUIET)
     train(out, digits)

@@ -1,15 +1,18 @@
 """The networks the models share, built in one place.
 
-    mlp(widths)                     Linear layers of these widths, a ReLU between each two
+    mlp(widths)                     Linear layers of these widths, each but the last with a ReLU
     mlp_encoder(widths)             Flatten, then mlp: (B, *item_shape) -> (B, widths[-1])
     mlp_decoder(widths, shape)      mlp, then Unflatten: (B, widths[0]) -> (B, *shape)
     conv_encoder(out_features)      image (B, 1, H, W) -> 1→32→64 channels by stride-2 4×4
                                     convolutions with ReLU (28 → 14 → 7), then one Linear
-    conv_decoder(in_features)       its mirror: one Linear and ReLU to (64, 7, 7), then stride-2 4×4
-                                    transposed convolutions 64→32→1 with a ReLU between (7 → 14 → 28)
+    conv_decoder(in_features)       its mirror: one Linear with ReLU to (64, 7, 7), then stride-2
+                                    4×4 transposed convolutions 64→32→1, ReLU between (7 → 14 → 28)
 
 The VAE's encoders give 2·latent outputs (mu and log_var), the AE's and the AAE's a latent-wide
-code; the decoders give Bernoulli logits or Gaussian means. Every builder takes `rng` and `dtype`
+code; the decoders give Bernoulli logits or Gaussian means. Every ReLU is its layer's
+`activation='relu'`, one op with the layer's product (nn.py); in a Sequential the layer takes two
+places, so the keys read as PyTorch's Linear-then-ReLU twin's ('encoder.1.weight',
+'encoder.3.weight'). Every builder takes `rng` and `dtype`
 and creates its layers in order, so one seed gives the same weights whichever model builds them.
 """
 from __future__ import annotations
@@ -24,17 +27,16 @@ IMAGE_SHAPE = (1, 28, 28)  # one digit: (channels, height, width)
 
 
 def mlp(widths: list[int], rng=None, dtype=np.float32) -> list[nn.Module]:
-    """Linear(widths[0] → widths[1]), ReLU, ..., Linear(widths[-2] → widths[-1]): no ReLU after
-    the last layer."""
+    """Linear(widths[0] → widths[1]) with ReLU, ..., Linear(widths[-2] → widths[-1]): no ReLU
+    after the last layer."""
     rng = checks.generator(rng, "networks.mlp")
-    layers: list[nn.Module] = []
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(n_in, n_out, rng=rng, dtype=dtype), nn.ReLU()]
-    return layers[:-1]
+    last = len(widths) - 2
+    return [nn.Linear(n_in, n_out, rng=rng, dtype=dtype, activation="identity" if i == last else "relu")
+            for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]))]
 
 
 def mlp_encoder(widths: list[int], rng=None, dtype=np.float32) -> nn.Sequential:
-    """Flatten, then mlp(widths): widths[0] is the number of values in one item (784 for a digit)."""
+    """Flatten, then mlp(widths): widths[0] is the number of values in an item (784 for a digit)."""
     return nn.Sequential(nn.Flatten(), *mlp(widths, rng, dtype))
 
 
@@ -46,24 +48,24 @@ def mlp_decoder(widths: list[int], item_shape: tuple = IMAGE_SHAPE, rng=None,
 
 def conv_encoder(out_features: int, image_shape: tuple = IMAGE_SHAPE, rng=None,
                  dtype=np.float32) -> nn.Sequential:
-    """Conv(1→32, 4, s2, p1) ReLU Conv(32→64, 4, s2, p1) ReLU Flatten Linear(64·H/4·W/4 → out)."""
+    """Conv(1→32, 4, s2, p1, ReLU) Conv(32→64, 4, s2, p1, ReLU) Flatten Linear(64·H/4·W/4 → out)."""
     rng = checks.generator(rng, "networks.conv_encoder")
     kw = dict(rng=rng, dtype=dtype)
     _, H, W = image_shape
     h, w = (conv_output_size(conv_output_size(n, 4, 2, 1), 4, 2, 1) for n in (H, W))
     return nn.Sequential(
-        nn.Conv2d(image_shape[0], 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, H/2, W/2)
-        nn.Conv2d(32, 64, 4, 2, 1, **kw), nn.ReLU(),  # (B, 64, H/4, W/4)
+        nn.Conv2d(image_shape[0], 32, 4, 2, 1, **kw, activation="relu"),  # (B, 32, H/2, W/2)
+        nn.Conv2d(32, 64, 4, 2, 1, **kw, activation="relu"),  # (B, 64, H/4, W/4)
         nn.Flatten(), nn.Linear(64 * h * w, out_features, **kw))  # (B, out_features)
 
 
 def conv_decoder(in_features: int, rng=None, dtype=np.float32) -> nn.Sequential:
-    """Linear(in → 64·7·7) ReLU Unflatten ConvT(64→32, 4, s2, p1) ReLU ConvT(32→1, 4, s2, p1):
+    """Linear(in → 64·7·7, ReLU) Unflatten ConvT(64→32, 4, s2, p1, ReLU) ConvT(32→1, 4, s2, p1):
     (B, in) -> (B, 1, 28, 28)."""
     rng = checks.generator(rng, "networks.conv_decoder")
     kw = dict(rng=rng, dtype=dtype)
     return nn.Sequential(
-        nn.Linear(in_features, 64 * 7 * 7, **kw), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-        nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw), nn.ReLU(),  # (B, 32, 14, 14)
+        nn.Linear(in_features, 64 * 7 * 7, **kw, activation="relu"), nn.Unflatten(1, (64, 7, 7)),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw, activation="relu"),  # (B, 32, 14, 14)
         nn.ConvTranspose2d(32, 1, 4, 2, 1, **kw))  # (B, 1, 28, 28)
 

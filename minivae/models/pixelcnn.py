@@ -2,23 +2,24 @@
 Espeholt, Graves & Kavukcuoglu, 2016, "Conditional Image Generation with PixelCNN Decoders",
 arXiv:1606.05328): the PixelVAE's decoder, and with cond_dim=0 a PixelCNN on its own.
 
-    p(x | h) = Π_i p(x_i | x_<i, h),   x_i ~ Bernoulli(σ(logit_i)),   i over pixels in raster order
+    p(x | y) = Π_i p(x_i | x_<i, y),   x_i ~ Bernoulli(σ(logit_i)),   i over pixels in raster order
 
-Every logit_i is computed from the pixels before i only, so one teacher-forced pass gives all the
-conditionals at once and ln p(x | h) exactly. Two stacks carry the features:
+with y the conditioning (`cond` in the code: the PixelVAE's z). Every logit_i is computed from the
+pixels before i only, so one teacher-forced pass gives all the conditionals at once and ln p(x | y)
+exactly. Two stacks carry the features, v (vertical) and h (horizontal):
 
-    vertical    v_l = g(V_l ∗ v_{l−1} + c_l^v(h))        mask 'V': rows above and the centre row
+    vertical    v_l = g(V_l ∗ v_{l−1} + c_l^v(y))        mask 'V': rows above and the centre row
     link        s_l = L_l ∗ shift_down(V_l ∗ v_{l−1})   1×1; at row r it holds rows < r only
-    horizontal  u_l = g(H_l ∗ h_{l−1} + s_l + c_l^h(h))  mask 'HA' (first layer) or 'HB'
+    horizontal  u_l = g(H_l ∗ h_{l−1} + s_l + c_l^h(y))  mask 'HA' (first layer) or 'HB'
                 h_l = h_{l−1} + O_l ∗ u_l                1×1 and a residual (h_0 = u_0: no residual)
     gate        g(a ‖ b) = tanh(a) ⊙ σ(b)               the channels split in two halves
-    head        logit = P ∗ g(Q ∗ h_L + c^o(h))          two 1×1 convolutions
+    head        logit = P ∗ g(Q ∗ h_L + c^o(y))          two 1×1 convolutions
 
 v_{−1} = h_{−1} = x; layer 0 has a 7×7 kernel, the `layers` layers after it `kernel_size`. The
 vertical stack at row r reads rows ≤ r, the whole width, and reaches the horizontal stack only
 through the shift, so pixel (r, c) sees a full window of the rows above - the pixels above and to
 the right included, which stacked raster masks miss - and the pixels to its left. The conditioning
-c(h) = W h (no bias, as the convolutions have theirs) is a learned bias per gate, the same at every
+c(y) = W y (no bias, as the convolutions have theirs) is a learned bias per gate, the same at every
 position: the PixelVAE's best MNIST variant (Gulrajani et al., 2016, arXiv:1611.05013,
 `cond_z_bias`).
 
@@ -38,7 +39,6 @@ from minivae import checks
 from minivae import functional as F
 from minivae import nn
 from minivae.distributions import Bernoulli
-from minivae.kernels import gate
 from minivae.progress import Progress
 from minivae.tensor import Tensor, as_tensor, no_grad
 
@@ -46,7 +46,8 @@ FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
 
 
 class GatedLayer(nn.Module):
-    """One layer of both stacks: (v, h) -> (v', h') at the same resolution, C channels each.
+    """One layer of both stacks: (v, h_stack) -> (v', h_stack') at the same resolution, C channels
+    each.
     The last layer's vertical stack feeds nothing above it, so there v' is None: it only makes
     the link into the horizontal stack."""
 
@@ -62,16 +63,16 @@ class GatedLayer(nn.Module):
         self.cond_v = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim and not last else None
         self.cond_h = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
 
-    def forward(self, v, h_in, cond=None) -> tuple[Tensor, Tensor]:
+    def forward(self, v, h_stack, cond=None) -> tuple[Tensor, Tensor]:
         v_pre = self.vertical(v)  # (B, 2C, H, W): at row r, rows ≤ r
-        h_pre = self.horizontal(h_in) + self.link(F.shift_down(v_pre))  # row r: rows < r, left
+        h_pre = self.horizontal(h_stack) + self.link(F.shift_down(v_pre))  # row r: rows < r, left
         u = F.gated_tanh(_plus_bias(h_pre, self.cond_h, cond))  # (B, C, H, W)
         v_out = None if self.last else F.gated_tanh(_plus_bias(v_pre, self.cond_v, cond))
-        return v_out, (u if self.first else h_in + self.out(u))
+        return v_out, (u if self.first else h_stack + self.out(u))
 
 
 class Head(nn.Module):
-    """logit = P ∗ g(Q ∗ h + c(h)): two 1×1 convolutions around a gate, one logit per pixel."""
+    """logit = P ∗ g(Q ∗ h_L + c(y)): two 1×1 convolutions around a gate, one logit per pixel."""
 
     def __init__(self, channels: int, cond_dim: int, rng, dtype):
         kw = dict(rng=rng, dtype=dtype)
@@ -79,23 +80,25 @@ class Head(nn.Module):
         self.cond = nn.Linear(cond_dim, 2 * channels, bias=False, **kw) if cond_dim else None
         self.logit = nn.Conv2d(channels, 1, 1, **kw)
 
-    def forward(self, h, cond=None) -> Tensor:
-        return self.logit(F.gated_tanh(_plus_bias(self.hidden(h), self.cond, cond)))  # (B, 1, H, W)
+    def forward(self, h_stack, cond=None) -> Tensor:
+        hidden = _plus_bias(self.hidden(h_stack), self.cond, cond)  # (B, 2C, H, W)
+        return self.logit(F.gated_tanh(hidden))  # (B, 1, H, W)
 
 
 def _plus_bias(a: Tensor, linear: nn.Linear | None, cond: Tensor | None) -> Tensor:
-    """a + W h as a bias per (sample, channel), the same at every pixel: (B, 2C, H, W)."""
+    """a + W y as a bias per (sample, channel), the same at every pixel: (B, 2C, H, W)."""
     if linear is None:
         return a
     return a + linear(cond).reshape(cond.shape[0], -1, 1, 1)
 
 
 class PixelCNN(nn.Module):
-    """The gated PixelCNN p(x | h) over binary images of shape (1, H, W).
+    """The gated PixelCNN p(x | y) over binary images of shape (1, H, W).
 
-    net(x, h) -> logits (B, 1, H, W) in one teacher-forced pass; net.log_prob(x, h) -> (B,) nats;
-    net.sample(n, rng, h) -> (n, 1, H, W) of 0/1. Fully convolutional: any H, W (image_shape is the
-    size `sample` draws). h: (B, cond_dim), or None when cond_dim = 0."""
+    net(x, cond) -> logits (B, 1, H, W) in one teacher-forced pass; net.log_prob(x, cond) -> (B,)
+    nats; net.sample(n, rng, cond=cond) -> (n, 1, H, W) of 0/1. Fully convolutional: any H, W
+    (image_shape is the size `sample` draws). cond, the conditioning y: (B, cond_dim), or None when
+    cond_dim = 0. Each checks its inputs once."""
 
     def __init__(self, image_shape: tuple = (1, 28, 28), channels: int = 16, layers: int = 5,
                  kernel_size: int = 3, cond_dim: int = 0, rng: np.random.Generator | None = None,
@@ -122,21 +125,24 @@ class PixelCNN(nn.Module):
     def dtype(self):
         return self.head.logit.weight.dtype
 
-    def forward(self, x, h=None) -> Tensor:
+    def forward(self, x, cond=None) -> Tensor:
         """The Bernoulli logits of every pixel given the pixels before it: (B, 1, H, W)."""
-        x, h = self._check(x, h)
-        v = h_stack = x
+        return self._logits(*self._check(x, cond))
+
+    def log_prob(self, x, cond=None) -> Tensor:
+        """ln p(x | y) = Σ_i ln Bernoulli(x_i | σ(logit_i)), (B,) nats."""
+        x, cond = self._check(x, cond)
+        return Bernoulli(self._logits(x, cond)).log_prob(x).sum(axis=(1, 2, 3))
+
+    def _logits(self, x: Tensor, cond: Tensor | None) -> Tensor:
+        """The teacher-forced pass, on inputs already checked."""
+        v = h_stack = x  # (B, 1, H, W)
         for layer in self.layers:
-            v, h_stack = layer(v, h_stack, h)
-        return self.head(h_stack, h)
+            v, h_stack = layer(v, h_stack, cond)  # (B, C, H, W) each
+        return self.head(h_stack, cond)  # (B, 1, H, W)
 
-    def log_prob(self, x, h=None) -> Tensor:
-        """ln p(x | h) = Σ_i ln Bernoulli(x_i | σ(logit_i)), (B,) nats."""
-        x, h = self._check(x, h)
-        return Bernoulli(self(x, h)).log_prob(x).sum(axis=(1, 2, 3))
-
-    def _check(self, x, h) -> tuple[Tensor, Tensor | None]:
-        """x as a binary (B, 1, H, W) Tensor in the model's dtype, h as (B, cond_dim) or None."""
+    def _check(self, x, cond) -> tuple[Tensor, Tensor | None]:
+        """x as a binary (B, 1, H, W) Tensor in the model's dtype, cond as (B, cond_dim) or None."""
         x = as_tensor(x, self.dtype)
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"PixelCNN: expected binary images of shape (B, 1, H, W), "
@@ -145,21 +151,21 @@ class PixelCNN(nn.Module):
             bad = x.data[~np.isin(x.data, (0, 1))][0]
             raise ValueError(f"PixelCNN: pixels must be 0 or 1 (binarise the images first, "
                              f"minivae.data.binarize), found {bad}")
-        return x, self._check_h(h, x.shape[0])
+        return x, self._check_cond(cond, x.shape[0])
 
-    def _check_h(self, h, n: int) -> Tensor | None:
+    def _check_cond(self, cond, n: int) -> Tensor | None:
         if self.cond_dim == 0:
-            if h is not None:
+            if cond is not None:
                 raise ValueError("PixelCNN: this network is unconditional (cond_dim=0), "
-                                 "so it takes no h")
+                                 "so it takes no cond")
             return None
-        if h is None or tuple(np.shape(h)) != (n, self.cond_dim):
-            raise ValueError(f"PixelCNN: h must have shape ({n}, {self.cond_dim}), got "
-                             f"{None if h is None else tuple(np.shape(h))}")
-        return as_tensor(h, self.dtype)
+        if cond is None or tuple(np.shape(cond)) != (n, self.cond_dim):
+            raise ValueError(f"PixelCNN: cond must have shape ({n}, {self.cond_dim}), got "
+                             f"{None if cond is None else tuple(np.shape(cond))}")
+        return as_tensor(cond, self.dtype)
 
     # ------------------------------------------------------------ sampling
-    def sample(self, n: int, rng: np.random.Generator | None = None, *, h=None, noise=None,
+    def sample(self, n: int, rng: np.random.Generator | None = None, *, cond=None, noise=None,
                cached: bool = True, return_logits: bool = False, progress: bool = False):
         """n images (n, 1, H, W) of 0/1, pixel by pixel: x_i = [u_i < σ(logit_i)], with u the
         given `noise` (uniforms of that shape) or drawn from rng. cached=False: one full pass per
@@ -175,30 +181,31 @@ class PixelCNN(nn.Module):
         noise = np.asarray(noise)
         if noise.shape != shape:
             raise ValueError(f"PixelCNN.sample: noise must have shape {shape}, got {noise.shape}")
-        h = self._check_h(h, n)
+        cond = self._check_cond(cond, n)
         logits = np.zeros(noise.shape, self.dtype)
         rows = Progress(shape[2], f"{n} samples, {'cached' if cached else 'naive'} sampler",
                         unit=lambda r: f"{r} rows", quiet=not progress)
         with no_grad():
-            x = (self._sample_cached if cached else self._sample_naive)(noise, h, logits, rows)
+            x = (self._sample_cached if cached else self._sample_naive)(noise, cond, logits, rows)
         rows.close()
         return (x, logits) if return_logits else x
 
-    def _sample_naive(self, noise: np.ndarray, h, logits: np.ndarray, rows: Progress) -> np.ndarray:
+    def _sample_naive(self, noise: np.ndarray, cond, logits: np.ndarray,
+                      rows: Progress) -> np.ndarray:
         x = np.zeros(noise.shape, self.dtype)  # (n, 1, H, W)
         for r in range(x.shape[2]):
             for c in range(x.shape[3]):
-                logit = self(Tensor(x), h).data[:, 0, r, c]  # (n,): the whole image, again
+                logit = self._logits(Tensor(x), cond).data[:, 0, r, c]  # (n,): the whole image, again
                 x[:, 0, r, c] = noise[:, 0, r, c] < _sigmoid(logit)
                 logits[:, 0, r, c] = logit
             rows.update(1)
         return x
 
-    def _sample_cached(self, noise: np.ndarray, h, logits: np.ndarray,
+    def _sample_cached(self, noise: np.ndarray, cond, logits: np.ndarray,
                        rows: Progress) -> np.ndarray:
         n, _, H, W = noise.shape
-        caches = [_LayerCache(layer, h, n, H, W) for layer in self.layers]
-        head = _HeadCache(self.head, h, n)
+        caches = [_LayerCache(layer, cond, n, H, W) for layer in self.layers]
+        head = _HeadCache(self.head, cond, n)
         x = caches[0].v_in  # the image itself, padded: layer 0 reads it through both stacks
         p = caches[0].p
         for r in range(H):
@@ -220,13 +227,14 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def _gate(x: np.ndarray) -> np.ndarray:
-    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), as F.gated_tanh."""
-    return gate.gated_tanh(x)[0]
+    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), the op itself."""
+    return F.gated_tanh(Tensor(x)).data
 
 
 class _MaskedTaps:
     """A masked k×k convolution read at one row or one pixel of an input padded by k//2:
-    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j] over the mask's taps."""
+    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j], (i, j) the mask's
+    taps."""
 
     def __init__(self, conv: nn.MaskedConv2d):
         taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
@@ -252,9 +260,9 @@ def _pointwise(conv: nn.Conv2d, x: np.ndarray) -> np.ndarray:
     return x @ w.T + b if x.ndim == 2 else w @ x + b[:, None]
 
 
-def _cond_bias(linear: nn.Linear | None, h, n: int, C2: int, dtype) -> np.ndarray:
-    """c(h) = W h as (n, 2C); zeros without conditioning."""
-    return np.zeros((n, C2), dtype) if linear is None else h.data @ linear.weight.data.T
+def _cond_bias(linear: nn.Linear | None, cond, n: int, C2: int, dtype) -> np.ndarray:
+    """c(y) = W y as (n, 2C); zeros without conditioning."""
+    return np.zeros((n, C2), dtype) if linear is None else cond.data @ linear.weight.data.T
 
 
 class _LayerCache:
@@ -262,7 +270,7 @@ class _LayerCache:
     filled in raster order: v_in (its vertical input) row by row, h_in (its horizontal input) pixel
     by pixel, and `link`, the shifted vertical features s_l, row by row."""
 
-    def __init__(self, layer: GatedLayer, h, n: int, H: int, W: int):
+    def __init__(self, layer: GatedLayer, cond, n: int, H: int, W: int):
         self.layer, self.W = layer, W
         self.p = layer.vertical.kernel_size // 2
         self.vertical, self.horizontal = _MaskedTaps(layer.vertical), _MaskedTaps(layer.horizontal)
@@ -272,7 +280,7 @@ class _LayerCache:
         self.h_in = self.v_in if layer.first else np.zeros(padded, dtype)  # layer 0: both are x
         C2 = layer.vertical.out_channels
         self.link = np.empty((n, C2, H, W), dtype)
-        self.cond_v, self.cond_h = (_cond_bias(linear, h, n, C2, dtype)
+        self.cond_v, self.cond_h = (_cond_bias(linear, cond, n, C2, dtype)
                                     for linear in (layer.cond_v, layer.cond_h))
 
     def vertical_row(self, r: int, after: "_LayerCache | None") -> None:
@@ -300,9 +308,9 @@ class _LayerCache:
 
 
 class _HeadCache:
-    def __init__(self, head: Head, h, n: int):
+    def __init__(self, head: Head, cond, n: int):
         C2, dtype = head.hidden.out_channels, head.hidden.weight.dtype
-        self.head, self.cond = head, _cond_bias(head.cond, h, n, C2, dtype)
+        self.head, self.cond = head, _cond_bias(head.cond, cond, n, C2, dtype)
 
     def pixel(self, h_stack: np.ndarray) -> np.ndarray:
         """The logit of one pixel from h_L there: (n, C) -> (n,)."""

@@ -1,5 +1,6 @@
 """PixelVAE: a VAE whose decoder is a gated PixelCNN (Gulrajani, Kumar, Ahmed, Taiga, Visin,
-Vazquez & Courville, 2016, "PixelVAE: A Latent Variable Model for Natural Images", arXiv:1611.05013).
+Vazquez & Courville, 2016, "PixelVAE: A Latent Variable Model for Natural Images",
+arXiv:1611.05013).
 
     q(z|x) = N(z | mu(x), diag σ²(x))           the conv VAE's encoder
     p(z)   = N(z | 0, I), or a learned prior (priors.py: a mixture of Gaussians, the VampPrior)
@@ -11,14 +12,14 @@ nats per image, one z sample per image, with ln p(x|z) exact from one teacher-fo
 
     −ELBO(x) = E_q[−ln p(x|z)] + KL(q(z|x) ‖ p(z)) = rec + kl.
 
-With a learned prior the KL has no closed form and kl is the one-sample estimate
-ln q(z|x) − ln p(z) at the same z. Training may weight the KL term (the reported −ELBO never does): β, a linear warm-up of that
-weight over the first `warmup` epochs (Bowman et al., 2016; the PixelVAE code warms up over 10,000
-steps), and free bits (Kingma et al., 2016, "Improved Variational Inference with Inverse
-Autoregressive Flow", eq. 15), which charge each latent dimension at least λ nats of its
-batch-mean KL, Σ_j max(λ, KL_j), so an unused dimension costs no gradient to revive (a learned
-prior's KL does not split over the dimensions: it is charged max(dλ, KL) in all). In eval mode
-(`model.eval()`, as `train.evaluate` runs it) `loss` is the true −ELBO: β = 1, no free bits.
+With a learned prior the KL has no closed form and kl is the one-sample estimate ln q(z|x) − ln p(z)
+at the same z. Training may weight the KL term (the reported −ELBO never does): β, a linear warm-up
+of that weight over the first `warmup` epochs (Bowman et al., 2016; the PixelVAE code warms up over
+10,000 steps), and free bits (Kingma et al., 2016, "Improved Variational Inference with Inverse
+Autoregressive Flow", eq. 15), which charge each latent dimension at least λ nats of its batch-mean
+KL, Σ_j max(λ, KL_j), so an unused dimension costs no gradient to revive (a learned prior's KL does
+not split over the dimensions: it is charged max(dλ, KL) in all). In eval mode (`model.eval()`, as
+`train.evaluate` runs it) `loss` is the true −ELBO: β = 1, no free bits.
 
 latent_dim = 0 is the PixelCNN alone, the control that shows what z adds: z is then the empty
 vector, KL = 0, and the ELBO and every IWAE bound equal the PixelCNN's exact ln p(x).
@@ -136,8 +137,8 @@ class PixelVAE(nn.Module):
         """x ~ p(x|z), pixel by pixel: (N, 1, 28, 28) of 0/1 for codes z (N, latent); progress:
         a progress bar row by row."""
         z = np.asarray(z, dtype=self.decoder.dtype)
-        h = z if self.config.latent_dim else None
-        return self.decoder.sample(len(z), rng, h=h, noise=noise, cached=cached,
+        cond = z if self.config.latent_dim else None  # the PixelCNN's conditioning
+        return self.decoder.sample(len(z), rng, cond=cond, noise=noise, cached=cached,
                                    progress=progress)
 
     def sample(self, n: int, rng: np.random.Generator, *, cached: bool = True,

@@ -6,15 +6,15 @@
 
 σ(b) through tanh(b/2): one vectorised NumPy tanh instead of an exp, a select and two divisions,
 finite for every b, with an absolute error of about one ulp of 1 (enough for a gate; a likelihood's
-tiny tail probabilities use kernels/logistic.py). The arrays are the PixelCNN's largest, so the
+tiny tail probabilities use logistic.py). The arrays are the PixelCNN's largest, so the
 work is cut into chunks of a few samples, each small enough to stay in a core's cache through all
 of its passes, and the worker threads share the chunks (NumPy releases the GIL in its loops).
-Elementwise, so the result is the same for any number of workers. The NumPy twins are
-`reference.gated_tanh` and `reference.gated_tanh_backward`.
+Elementwise, so the result is the same for any number of workers. The numpy door's `gated_tanh`
+and `gated_tanh_backward` (kernels/numpy/dense.py) are the same equations in NumPy.
 """
 import numpy as np
 
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 
 CHUNK_BYTES = 2**20  # of x per chunk: about half a core's L2 cache, as conv.COLS_BYTES
 

@@ -13,7 +13,7 @@ afterwards, so nothing spins.
 Where NumPy's BLAS is not an OpenBLAS that ctypes can find (MKL, Apple's Accelerate), minivae does
 not touch it: `run` then uses one worker, and the BLAS parallelises the products as it sees fit.
 
-    run(work)          calls work(w, n_workers) for w = 0 .. n_workers - 1 at once; the caller is worker 0
+    run(work)          work(w, n_workers) for w = 0 .. n_workers - 1 at once; the caller is worker 0
     matmul(a, b)       a @ b with blocks of rows of the product shared out among the workers
     set_num_threads(n) the number of workers, by default the cores this process may use
 
@@ -31,14 +31,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from minivae.kernels import fpenv
+from minivae.kernels.fast import fpenv
 
 
 def _find_openblas():
-    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, as ctypes functions, or None.
-    NumPy's wheels carry it beside the package (numpy.libs, numpy/.dylibs) under a prefixed name
-    such as scipy_openblas_set_num_threads64_; a distribution's NumPy links the system's libopenblas,
-    which Linux lists in /proc/self/maps."""
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, as ctypes functions, or
+    None. NumPy's wheels carry it beside the package (numpy.libs, numpy/.dylibs) under a prefixed
+    name such as scipy_openblas_set_num_threads64_; a distribution's NumPy links the system's
+    libopenblas, which Linux lists in /proc/self/maps."""
     numpy_dir = os.path.dirname(np.__file__)
     paths = glob.glob(os.path.join(numpy_dir, "..", "numpy.libs", "*openblas*"))
     paths += glob.glob(os.path.join(numpy_dir, ".dylibs", "*openblas*"))
@@ -76,12 +76,15 @@ def set_num_threads(n: int) -> None:
     _workers = int(n) if _openblas is not None else 1
     if _pool is not None:
         _pool.shutdown()
-    _pool = _new_pool()
+    _pool = None  # the next run starts n - 1 threads
 
 
-def _new_pool():
-    """The threads behind workers 1 .. n - 1 (worker 0 is the caller), or None for one worker."""
-    return ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae") if _workers > 1 else None
+def _started_pool() -> ThreadPoolExecutor:
+    """The threads behind workers 1 .. n - 1 (worker 0 is the caller), started on first use."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minivae")
+    return _pool
 
 
 def _after_fork_in_child():
@@ -89,7 +92,7 @@ def _after_fork_in_child():
     some thread held): start afresh, or the child's first convolution would wait forever."""
     global _pool
     _blas.update(lock=threading.Lock(), users=0)
-    _pool = _new_pool()
+    _pool = None
 
 
 def get_num_threads() -> int:
@@ -128,9 +131,10 @@ def _as_worker(work, worker, n_workers, fp_mode):
 
 
 def run(work) -> None:
-    """work(w, n_workers) for every worker w at once, the calling thread being worker 0; returns when
-    all have finished and raises the first error any of them raised. Each worker picks its share of
-    the tasks by its number (tasks w, w + n_workers, ...), so the split is the same on every run;
+    """work(w, n_workers) for every worker w at once, the calling thread being worker 0; returns
+    when all have finished and raises the first error any of them raised. Each worker picks its
+    share of the tasks by its number (tasks w, w + n_workers, ...), so the split is the same on
+    every run;
     the kernels cut their work into tasks that do not depend on n_workers, so every result is
     the same for any number of workers. Called from inside a worker, it runs work(0, 1) there:
     the pool's threads are busy, and waiting for them would never end. Every worker computes in
@@ -143,7 +147,8 @@ def run(work) -> None:
             return work(0, 1)
     fp_mode = fpenv.get_mode()
     with one_blas_thread():
-        others = [_pool.submit(_as_worker, work, w, n, fp_mode) for w in range(1, n)]
+        pool = _started_pool()
+        others = [pool.submit(_as_worker, work, w, n, fp_mode) for w in range(1, n)]
         try:
             _as_worker(work, 0, n, fp_mode)
         finally:

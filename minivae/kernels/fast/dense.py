@@ -11,7 +11,8 @@ Every activation's derivative is written in terms of its output y, so the backwa
 but y; `act_backward` is that backward alone, for an activation that is a layer of its own (after
 a convolution): one pass where NumPy's y_bar * (y > 0) makes two and a temporary. The loops are
 serial: these passes take tens of microseconds at batch 128, less than starting Numba's thread
-pool costs. The NumPy twins are `reference.bias_act_forward` / `reference.bias_act_backward`.
+pool costs. The numpy door's `linear`, `linear_backward` and `act_backward` (kernels/numpy/dense.py)
+are the same equations in NumPy.
 """
 import numpy as np
 from numba import njit

@@ -3,8 +3,8 @@
     cols[(c, t), (n, oh, ow)] = x_pad[n, c, oh*s + i, ow*s + j]      for each kernel tap t = (i, j)
     col2im(cols): every entry of cols added back onto the pixel it was read from
 
-`reference_conv.im2col` / `reference_conv.col2im` are these two lines as a plain loop; the kernels
-here compute the same columns, reorganised so that every copy is one contiguous run:
+The numpy door's `im2col` / `col2im` (kernels/numpy/conv.py) are these two lines as a plain loop;
+the kernels here compute the same columns, reorganised so that every copy is one contiguous run:
 
   * Phase planes. The input is zero-padded and split into s*s planes, x_ph[n, c, a, b, u, v] =
     x_pad[n, c, u*s + a, v*s + b]. Tap (i, j) of output pixel (oh, ow) reads x_pad[n, c, oh*s + i,
@@ -26,7 +26,7 @@ Every kernel is nogil, so the workers' copies run at the same time (conv.py shar
 import numpy as np
 from numba import njit
 
-from minivae.kernels.dense import _act, _act_grad
+from minivae.kernels.fast.dense import _act, _act_grad
 
 
 def phase_shape(m, C, H, W, stride, padding):

@@ -1,20 +1,20 @@
-"""The floating-point state minivae computes in: subnormal floats flushed to zero.
+"""The floating-point state the fast door computes in: subnormal floats flushed to zero.
 
 A float32 below 1.2e-38 (float64: 2.2e-308) is subnormal, and x86 cores compute with one on a
-slow path, many times slower. Training makes them. Adam's moving average m <- β1·m of a
-weight whose gradient stays 0 - one reading a pixel that is black in every image - falls below
-1e-38 after about 800 steps, and there, rounded to nearest, it never reaches 0: a few units of the
-last place times 0.9 round back to themselves. After three epochs of the MLP VAE on Fashion-MNIST
-more than 40 % of the first layer's m was subnormal, and every Adam step took the slow path on them.
+slow path, many times slower. Training makes them. Adam's moving average m <- β1·m of a weight
+whose gradient stays 0 - one reading a pixel that is black in every image - falls below 1e-38
+after about 800 steps, and there, rounded to nearest, it never reaches 0: a few units of the last
+place times 0.9 round back to themselves, and every later step takes the slow path on it.
 Far-negative logits do the same in σ(l) = e^l / (1 + e^l) and in its gradient.
 
-So minivae computes with two bits of the SSE control register (MXCSR) set, as TensorFlow does in
-its CPU thread pools and torch.set_flush_denormal(True) does for a whole thread: FTZ (a result too
-small to be normal becomes 0) and DAZ (a subnormal input is read as 0). They are set around every
-op's forward (Function.apply), every backward pass (Tensor.backward) and every optimiser step, and
-put back as they were afterwards, so the user's own code between them sees its own state;
-threads.run gives each worker the caller's bits for the time of the work, so a worker computes
-exactly as the caller would (and results do not depend on the number of workers).
+So the fast door computes with two bits of the SSE control register (MXCSR) set, as TensorFlow
+does in its CPU thread pools and torch.set_flush_denormal(True) does for a whole thread: FTZ (a
+result too small to be normal becomes 0) and DAZ (a subnormal input is read as 0). They are set
+inside each of the door's calls (kernels/fast/__init__.py wraps every one in flush_subnormals) and
+put back as they were afterwards, so the code between them - the user's, and the ops' own NumPy
+lines - sees its own state; threads.run gives each worker the caller's bits for the time of the
+work, so a worker computes exactly as the caller would (and results do not depend on the number
+of workers).
 
     @flush_subnormals      decorator: run the function with FTZ and DAZ on in the calling thread
     get_mode()             the calling thread's two bits (FLUSH when both are on, 0 when off)
@@ -41,7 +41,8 @@ if ACTIVE:
     from numba.extending import intrinsic
 
     def _mxcsr_call(builder, name, slot):
-        """call void @llvm.x86.sse.<name>(ptr slot): stmxcsr stores MXCSR there, ldmxcsr loads it."""
+        """call void @llvm.x86.sse.<name>(ptr slot): stmxcsr stores MXCSR there, ldmxcsr loads
+        it."""
         i8_ptr = ir.IntType(8).as_pointer()
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8_ptr]),
                                             f"llvm.x86.sse.{name}")

@@ -6,13 +6,13 @@ a square root, a division); here it is one loop, which LLVM turns into SIMD inst
 Numba's division needs no Python ZeroDivisionError check (error_model="numpy": x / 0 is inf or nan,
 as in NumPy and PyTorch). `adam_step` cuts every parameter into pieces of CHUNK elements and the
 workers take turns at them; each element's update reads and writes that element alone, so the
-split changes no bit of the result. benchmarks/bench_mlp.py times the kernel beside the NumPy
-form (benchmarks/README.md). The NumPy twin is `reference.adam_update`.
+split changes no bit of the result. optim.Adam.step's own lines are the same update in NumPy (the
+numpy door's), and benchmarks/bench_mlp.py times the two.
 """
 import numpy as np
 from numba import njit
 
-from minivae.kernels import threads
+from minivae.kernels.fast import threads
 
 CHUNK = 2**16  # elements per piece: 256 KB of each float32 array, a few pieces per worker for a layer
 
@@ -34,7 +34,8 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, step):
 
 
 def adam_step(arrays, lr, beta1, beta2, eps, step):
-    """adam_update on every (p, g, m, v) of `arrays` (1-D, C-contiguous), in pieces the workers share."""
+    """adam_update on every (p, g, m, v) of `arrays` (1-D, C-contiguous), in pieces the workers
+    share."""
     pieces = [tuple(a[i:i + CHUNK] for a in four) for four in arrays for i in range(0, four[0].size, CHUNK)]
 
     def work(worker, n_workers):

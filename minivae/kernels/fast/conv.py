@@ -1,12 +1,12 @@
 """2-D convolution and transposed convolution (NCHW) as im2col around a matrix product.
 
-    cols[(c, i, j), (oh, ow)] = x_pad[c, oh*s + i, ow*s + j]       im2col: one column per output pixel
-    y[n]     = W @ cols(x[n]) + b                                  W = w.reshape(C_out, C_in*kH*kW)
-    x_bar[n] = col2im(W.T @ y_bar[n])                              col2im: the adjoint of im2col
+    cols[(c, i, j), (oh, ow)] = x_pad[c, oh*s + i, ow*s + j]    im2col: a column per output pixel
+    y[n]     = W @ cols(x[n]) + b                               W = w.reshape(C_out, C_in*kH*kW)
+    x_bar[n] = col2im(W.T @ y_bar[n])                           col2im: the adjoint of im2col
     w_bar    = Σ_n y_bar[n] @ cols(x[n]).T,    b_bar = y_bar summed over (n, oh, ow)
 
-with H_out = (H + 2p - kH) // s + 1. `reference_conv.conv2d_by_im2col` is these four lines in plain
-NumPy; im2col.py holds the copy loops, in the layout that makes them fast (phase planes, wide
+with H_out = (H + 2p - kH) // s + 1. The numpy door's conv.py is these four lines in plain NumPy;
+im2col.py holds the copy loops, in the layout that makes them fast (phase planes, wide
 rows), and each operation below is those lines applied to one chunk of the batch. The transposed
 convolution is the adjoint of the convolution, so it needs no kernel of its own: its forward is
 conv2d's input-backward, its input-backward is conv2d's forward, and its weight-backward is
@@ -38,9 +38,10 @@ import math
 
 import numpy as np
 
-from minivae.kernels import threads
-from minivae.kernels.dense import IDENTITY
-from minivae.kernels.im2col import col2im, crop_from_phases, from_wide, im2col, pad_into_phases, phase_shape, to_wide
+from minivae.kernels.fast import threads
+from minivae.kernels.fast.dense import IDENTITY
+from minivae.kernels.fast.im2col import (col2im, crop_from_phases, from_wide, im2col, pad_into_phases,
+                                         phase_shape, to_wide)
 
 COLS_BYTES = 2**20  # a chunk's columns: about half a core's L2 cache
 MIN_CHUNKS = 8  # so that 2 or 4 workers share a batch evenly; never the number of workers (see above)
@@ -65,8 +66,8 @@ def _add_up(parts):
 
 
 def taps_of(mask, kH, kW) -> np.ndarray:
-    """(T, 2) int64: the kernel offsets (i, j) a convolution computes, in raster order - all of them,
-    or those where the (kH, kW) mask is nonzero."""
+    """(T, 2) int64: the kernel offsets (i, j) a convolution computes, in raster order - all of
+    them, or those where the (kH, kW) mask is nonzero."""
     return np.argwhere(np.ones((kH, kW), bool) if mask is None else np.asarray(mask) != 0)
 
 
@@ -82,7 +83,7 @@ def _weight_from_matrix(w_bar_t, shape, taps):
     return w_bar
 
 
-# ---------------------------------------------------------------- the batch in chunks, and a worker's buffers
+# ---------------------------------------------------------------- chunks of the batch, and buffers
 
 
 class _Batch:
@@ -196,7 +197,7 @@ def conv2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int
                     mask: np.ndarray | None = None, need_x_bar: bool = True, y: np.ndarray | None = None,
                     activation: int = IDENTITY, slope: float = 0.0) -> tuple:
     """(x_bar, w_bar, b_bar) of y = act(a), a = conv2d(x, w * mask) + b, in one pass over the batch:
-        a_bar[n] = y_bar[n] · act'(y[n])              (y, the forward's output, unread for the identity)
+        a_bar[n] = y_bar[n] · act'(y[n])              (y, the forward's output; unread for identity)
         x_bar[n] = col2im(W.T @ a_bar[n])             None unless need_x_bar
         w_bar    = Σ_n a_bar[n] @ cols(x[n]).T        zero off the mask
         b_bar    = a_bar summed over (n, oh, ow)."""
@@ -242,16 +243,6 @@ def _scatter(g, w, taps, image_shape, stride, padding, bias, activation, slope) 
     return image
 
 
-def conv2d_backward_input(y_bar: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int, padding: int,
-                          mask: np.ndarray | None = None) -> np.ndarray:
-    """x_bar[n] = col2im(W.T @ y_bar[n]) of y = conv2d(x, w * mask): every output gradient flows
-    back to the pixels its window read."""
-    y_bar, w = _prepare(y_bar, w)
-    no_bias = np.zeros(x_shape[1], y_bar.dtype)
-    return _scatter(y_bar, w, taps_of(mask, *w.shape[2:]), tuple(x_shape), stride, padding, no_bias,
-                    IDENTITY, 0.0)
-
-
 def conv_transpose2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,
                              output_padding: int, activation: int = IDENTITY, slope: float = 0.0) -> np.ndarray:
     """y = act(conv_transpose2d(x, w) + b), the adjoint of conv2d with the same w (conv2d's
@@ -273,7 +264,8 @@ def conv_transpose2d_backward(y_bar: np.ndarray, x: np.ndarray, w: np.ndarray, s
     """(x_bar, w_bar, b_bar) of y = conv_transpose2d(x, w) + b, from the one set of columns
     cols(y_bar[n]), W = w as (C_in, C_out*kH*kW):
         x_bar[n] = W @ cols(y_bar[n])            conv2d(y_bar, w): the adjoint of the adjoint
-        w_bar    = Σ_n cols(y_bar[n]) @ x[n].T    conv2d's weight gradient, y_bar as its input, x its output gradient
+        w_bar    = Σ_n cols(y_bar[n]) @ x[n].T    conv2d's weight gradient: y_bar its input, x its
+                                                  output gradient
         b_bar    = y_bar summed over (n, H_out, W_out).
     output_padding needs no argument: the extra rows it added are never read back."""
     y_bar, x, w = _prepare(y_bar, x, w)

@@ -9,9 +9,8 @@ exponential. In NumPy this is about ten passes over the array; here NumPy makes 
 its SIMD paths (Numba's exp and log run one element at a time, several times slower) and one Numba
 pass does everything else. ln(1 + e) is taken as ln(u)·e/(u − 1) with u = 1 + e rounded (exactly
 e where u rounds to 1): as accurate as log1p (Goldberg, "What every computer scientist should know
-about floating-point arithmetic", 1991, theorem 4), but log1p has no SIMD path in NumPy and was
-the slowest part of the old NumPy form. The NumPy twins are `reference.sigmoid` and
-`reference.bce_with_logits`.
+about floating-point arithmetic", 1991, theorem 4), which has no SIMD path in NumPy. The numpy
+door's `sigmoid` and `bce_with_logits` (kernels/numpy/dense.py) are the same equations in NumPy.
 """
 import numpy as np
 from numba import njit

@@ -1,9 +1,9 @@
-"""Plain NumPy twins of the convolution kernels in conv.py and im2col.py: short, obviously correct,
-and slow.
+"""Second derivations of the convolutions, for the tests: both doors (kernels/fast/conv.py and
+kernels/numpy/conv.py) are checked against these. Short, obviously correct, and slow.
 
 First the method itself, im2col: each output pixel's receptive field unrolled into a column, so the
 convolution is one matrix product, and col2im, its adjoint, a scatter-add back onto the pixels.
-These loops are what im2col.py reorganises for speed, and conv2d_by_im2col is conv.py's docstring:
+These loops, element by element, are what both doors' im2col reorganise, and conv2d_by_im2col is conv.py's docstring:
 
     cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh*s + i, ow*s + j]
     y = W @ cols + b,   W = w.reshape(C_out, C_in*kH*kW)
