@@ -279,7 +279,16 @@ class Sequential(Module):
         return sum(1 for _ in self.children())
 
     def __getitem__(self, i: int) -> Module:
-        return list(self.children())[i]
+        """The layer at place i, as the printout and the keys name it ('encoder.5.weight' is
+        encoder[5]); a negative i counts layers from the end."""
+        if i < 0:
+            return list(self.children())[i]
+        layer = vars(self).get(str(i))
+        if not isinstance(layer, Module):
+            places = ", ".join(name for name, _ in self.named_children())
+            raise IndexError(f"Sequential has no layer at place {i}; its places are {places} (a "
+                             f"layer with an activation takes two)")
+        return layer
 
     def __iter__(self) -> Iterator[Module]:
         return self.children()

@@ -101,7 +101,10 @@ def test_sequential_runs_every_module_as_it_is_and_names_a_layers_activation_a_p
                           nn.Linear(7, 2, rng=rng))
     assert fused(Tensor(np.ones((2, 5), np.float32))).shape == (2, 2)
     assert list(fused.state_dict()) == ["1.weight", "1.bias", "3.weight", "3.bias"]
-    assert fused[2] is list(fused.children())[2] and len(fused) == 3
+    assert fused[3] is list(fused.children())[2] and len(fused) == 3  # place 3 = key '3.'
+    assert fused[-1] is fused[3]
+    with pytest.raises(IndexError, match="no layer at place 2; its places are 0, 1, 3"):
+        fused[2]  # the activation's place: it is inside layer 1
     assert "activation='relu'" in repr(fused)
 
 

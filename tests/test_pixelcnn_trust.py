@@ -42,7 +42,7 @@ class Counter:
 
 def count_sampling(monkeypatch, net, n, cached):
     counter = Counter(monkeypatch)
-    for cls, method in [(PixelCNN, "forward"), (pixelcnn.GatedLayer, "forward"),
+    for cls, method in [(PixelCNN, "_logits"), (pixelcnn.GatedLayer, "forward"),
                         (pixelcnn.Head, "forward"), (pixelcnn._MaskedTaps, "row"),
                         (pixelcnn._MaskedTaps, "pixel"), (pixelcnn._HeadCache, "pixel")]:
         counter.watch(cls, method)
@@ -63,11 +63,11 @@ def test_the_cached_sampler_makes_no_full_pass_and_one_row_or_pixel_of_work_per_
     L = layers + 1  # gated layers, the 7×7 first one included
     for n in (1, 3):
         calls = count_sampling(monkeypatch, net, n, cached=True)
-        assert calls == {"PixelCNN.forward": 0, "GatedLayer.forward": 0, "Head.forward": 0,
+        assert calls == {"PixelCNN._logits": 0, "GatedLayer.forward": 0, "Head.forward": 0,
                          "_MaskedTaps.row": (H - 1) * L, "_MaskedTaps.pixel": H * W * L,
                          "_HeadCache.pixel": H * W}, f"n={n}"
     naive = count_sampling(monkeypatch, net, 2, cached=False)
-    assert naive["PixelCNN.forward"] == H * W and naive["GatedLayer.forward"] == H * W * L
+    assert naive["PixelCNN._logits"] == H * W and naive["GatedLayer.forward"] == H * W * L
     assert naive["_MaskedTaps.row"] == naive["_MaskedTaps.pixel"] == 0
 
 
