@@ -120,7 +120,7 @@ def minivae_pixelvae(args):
     from minivae.models.pixelvae import PixelVAE
     from minivae.train import fit
     x_train, _, x_test, _ = _load(args.data)
-    model = PixelVAE(rng=np.random.default_rng(args.seed))
+    model = PixelVAE.gated(rng=np.random.default_rng(args.seed))
     history = fit(model, optim.Adam(model.parameters(), lr=1e-3), x_train, x_test[:1000],
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=True,
                   on_step=model.schedule, log=lambda message: print(message, file=sys.stderr))
@@ -133,7 +133,7 @@ def torch_pixelvae(args):
     from minivae.models.pixelvae import PixelVAE
     from pixelvae_twin import train_twin, twin
     x_train, _, x_test, _ = _load(args.data)
-    model = PixelVAE(rng=np.random.default_rng(args.seed))  # the twin starts from its weights
+    model = PixelVAE.gated(rng=np.random.default_rng(args.seed))  # the twin starts from its weights
     history = train_twin(twin(model), model, x_train, x_test[:1000], args.epochs, args.batch_size,
                          1e-3, args.seed, log=lambda message: print(message, file=sys.stderr))
     return [h["seconds"] for h in history], history[-1]["train_loss"]

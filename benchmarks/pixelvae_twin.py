@@ -119,9 +119,9 @@ def main():
           f"epochs, batch {args.batch_size}, Adam {args.lr}, {get_num_threads()} threads each")
 
     def build():
-        return PixelVAE(args.latent_dim, args.channels, args.layers, warmup=args.warmup,
-                        free_bits=args.free_bits,
-                        rng=np.random.default_rng(args.seed))
+        return PixelVAE.gated(args.latent_dim, args.channels, args.layers, warmup=args.warmup,
+                              free_bits=args.free_bits,
+                              rng=np.random.default_rng(args.seed))
 
     theirs = train_twin(twin(build()), build(), x_train, x_test, args.epochs, args.batch_size,
                         args.lr, args.seed)

@@ -589,7 +589,7 @@ print(f"4 samples of {side}×{side}: cached {t_cached:.2f} s, one pass per pixel
 # %%
 from minivae.models.pixelvae import PixelVAE
 
-pixelvae = PixelVAE(latent_dim=8, channels=8, layers=2, rng=np.random.default_rng(0))
+pixelvae = PixelVAE.gated(latent_dim=8, channels=8, layers=2, rng=np.random.default_rng(0))
 x = Tensor(data.binarize(x_train[:64], np.random.default_rng(6)))  # (B, 1, 28, 28) of 0/1
 B = x.shape[0]
 q = pixelvae.encode(x)  # q(z|x): (B, 8) each

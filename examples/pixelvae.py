@@ -81,9 +81,9 @@ def run(args):
     print(f"{args.data}: {len(x_train)} training and {len(x_test)} test images, binarised")
 
     rng = np.random.default_rng(args.seed)
-    model = PixelVAE(args.latent_dim, args.channels, args.layers, beta=args.beta,
-                     warmup=args.warmup, free_bits=args.free_bits, prior=args.prior,
-                     prior_components=args.prior_components, prior_data=x_train, rng=rng)
+    model = PixelVAE.gated(args.latent_dim, args.channels, args.layers, beta=args.beta,
+                           warmup=args.warmup, free_bits=args.free_bits, prior=args.prior,
+                           prior_components=args.prior_components, prior_data=x_train, rng=rng)
     print(model)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     history = fit(model, optimizer, x_train, x_test, epochs=args.epochs,
@@ -138,7 +138,7 @@ def time_samplers(model, n: int) -> dict:
     seconds, images = {}, {}
     for name, cached in [("cached", True), ("naive", False)]:
         start = time.perf_counter()
-        images[name] = model.decode(z, None, noise=noise, cached=cached, progress=not cached)
+        images[name] = model.generate(z, None, noise=noise, cached=cached, progress=not cached)
         seconds[name] = time.perf_counter() - start
     same = bool(np.array_equal(images["cached"], images["naive"]))
     print(f"{n} samples: cached {seconds['cached']:.2f}s, naive {seconds['naive']:.1f}s "
@@ -160,7 +160,7 @@ def draw(model, x_test, y_test, history, out):
             x_test[:16], model.reconstruct(x_test[:16], rng), os.path.join(out, "decompressions.png"),
             n=16, title="test digits (top) and decompressions: z ~ q(z|x), x' ~ p(x|z)"))
         z = np.repeat(rng.standard_normal((8, model.config.latent_dim)), 8, axis=0)  # 8 z, 8 each
-        written.append(viz.image_grid(model.decode(z, rng), os.path.join(out, "fixed_z.png"),
+        written.append(viz.image_grid(model.generate(z, rng), os.path.join(out, "fixed_z.png"),
                                       nrow=8, title="each row one z, each column new pixel noise"))
     written += viz.prior_figures(model, x_test, y_test, out)
     print("wrote " + ", ".join(written))

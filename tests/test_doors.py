@@ -184,7 +184,7 @@ MODELS = {  # name: (build, binary images?)
     "AE.mlp": (lambda rng, d: AE.mlp(rng=rng, dtype=d), True),
     "AE.conv": (lambda rng, d: AE.conv(latent_dim=8, rng=rng, dtype=d), True),
     "AAE.mlp": (lambda rng, d: AAE.mlp(hidden=64, rng=rng, dtype=d), True),
-    "PixelVAE": (lambda rng, d: PixelVAE(latent_dim=4, channels=4, layers=2, rng=rng, dtype=d), True),
+    "PixelVAE": (lambda rng, d: PixelVAE.gated(latent_dim=4, channels=4, layers=2, rng=rng, dtype=d), True),
 }
 
 

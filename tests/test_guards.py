@@ -122,7 +122,7 @@ def test_the_bernoulli_range_check_covers_iwae_and_the_gaussian_decoder_does_not
     ("VAE", lambda: VAE.mlp(latent_dim=2, hidden=8, rng=np.random.default_rng(0)), (0, 1, 28, 28)),
     ("AE", lambda: AE.mlp(latent_dim=2, hidden=8, rng=np.random.default_rng(0)), (0, 1, 28, 28)),
     ("AAE", lambda: AAE.mlp(hidden=8, rng=np.random.default_rng(0)), (0, 1, 28, 28)),
-    ("PixelVAE", lambda: PixelVAE(2, 4, 1, image_shape=(1, 8, 8), rng=np.random.default_rng(0)),
+    ("PixelVAE", lambda: PixelVAE.gated(2, 4, 1, image_shape=(1, 8, 8), rng=np.random.default_rng(0)),
      (0, 1, 8, 8)),
 ])
 def test_an_empty_batch_gets_minivaes_own_error(name, model, shape):

@@ -137,8 +137,8 @@ def test_fit_records_the_true_elbo_whatever_the_training_weights():
     far from the −ELBO. What fit records as test_loss must be rec + KL, the −ELBO, to 1e-9; and
     the same number again when the model is evaluated after training, on the same draws."""
     x_train, x_test = digits(32, 16)
-    model = PixelVAE(2, channels=2, layers=1, beta=0.3, warmup=4, free_bits=20.0,
-                     rng=np.random.default_rng(0), dtype=np.float64)
+    model = PixelVAE.gated(2, channels=2, layers=1, beta=0.3, warmup=4, free_bits=20.0,
+                           rng=np.random.default_rng(0), dtype=np.float64)
     x_train, x_test = x_train.astype(np.float64), x_test.astype(np.float64)
     history = train.fit(model, optim.Adam(model.parameters(), lr=1e-3), x_train, x_test, epochs=2,
                         batch_size=16, seed=0, binarize=True, on_step=model.schedule, **QUIET)

@@ -179,8 +179,8 @@ def test_sampling_a_bad_number_of_images_names_n(n):
         with pytest.raises(ValueError, match=rf"PixelCNN.sample: n must be a positive integer, "
                                              rf"got {n!r}"):
             net.sample(n, np.random.default_rng(0), cached=cached)
-    model = PixelVAE(2, channels=2, layers=1, image_shape=(1, 8, 8),
-                     rng=np.random.default_rng(0), dtype=np.float64)
+    model = PixelVAE.gated(2, channels=2, layers=1, image_shape=(1, 8, 8),
+                           rng=np.random.default_rng(0), dtype=np.float64)
     with pytest.raises(ValueError, match=rf"PixelVAE.sample: n must be a positive integer, "
                                          rf"got {n!r}"):
         model.sample(n, np.random.default_rng(0))

@@ -13,8 +13,8 @@ from minivae.train import fit
 
 
 def tiny(latent_dim=2, dtype=np.float64, seed=0, **config):
-    return PixelVAE(latent_dim, channels=2, layers=1, image_shape=(1, 8, 8),
-                    rng=np.random.default_rng(seed), dtype=dtype, **config)
+    return PixelVAE.gated(latent_dim, channels=2, layers=1, image_shape=(1, 8, 8),
+                          rng=np.random.default_rng(seed), dtype=dtype, **config)
 
 
 def binary(shape, seed=1):
@@ -139,8 +139,8 @@ def test_log_joint_adds_the_prior_to_the_pixelcnn_likelihood():
 def test_a_few_steps_of_training_lower_the_loss_and_the_samples_are_not_blank():
     (x_train, _), _ = data.load("mnist-5k")
     x = data.to_float(x_train[:64])[:, :, ::2, ::2][:, :, 1:13, 1:13]  # 12×12 crops: quick
-    model = PixelVAE(latent_dim=4, channels=8, layers=2, image_shape=(1, 12, 12),
-                     rng=np.random.default_rng(0))
+    model = PixelVAE.gated(latent_dim=4, channels=8, layers=2, image_shape=(1, 12, 12),
+                           rng=np.random.default_rng(0))
     seen = []
     history = fit(model, optim.Adam(model.parameters(), lr=3e-3), x, x, epochs=4, batch_size=16,
                   binarize=True, on_step=seen.append, log=lambda *a: None)
@@ -164,7 +164,7 @@ def test_a_few_steps_of_training_lower_the_loss_and_the_samples_are_not_blank():
 ])
 def test_bad_configurations_are_refused(config, match):
     with pytest.raises(ValueError, match=match):
-        PixelVAE(**{"latent_dim": 2, **config})
+        PixelVAE.gated(**{"latent_dim": 2, **config})
 
 
 def test_bad_images_are_refused_with_their_shape_or_value_named():
@@ -173,3 +173,23 @@ def test_bad_images_are_refused_with_their_shape_or_value_named():
         model.loss(Tensor(np.zeros((2, 1, 28, 28))), np.random.default_rng(0))
     with pytest.raises(ValueError, match="0 or 1"):
         model.loss(Tensor(np.full((2, 1, 8, 8), 0.3)), np.random.default_rng(0))
+
+
+def test_the_vae_and_the_pixelvae_share_one_encoder_and_one_elbo():
+    """Built the same way (a classmethod builder, its config, from_config), with the same encode and
+    ELBO terms; `decode` is the decoder's output where a decoder has one without x (the VAE's
+    logits), and `generate(z, ...)` is images for codes in both (the PixelVAE's drawn pixel by
+    pixel, so it has no `decode`)."""
+    from minivae.models.vae import VAE
+    pixel, vae = tiny(), VAE.conv(latent_dim=2, rng=np.random.default_rng(0), dtype=np.float64)
+    assert type(pixel).elbo is type(vae).elbo and type(pixel).log_joint is type(vae).log_joint
+    x = binary((3, 1, 8, 8))
+    q, h = pixel.encode(x), pixel.encoder(Tensor(x)).data  # (3, 4): mu and log_var side by side
+    np.testing.assert_array_equal(q.mu.data, h[:, :2])
+    np.testing.assert_array_equal(q.log_var.data, h[:, 2:])
+    assert not hasattr(pixel, "decode") and isinstance(vae.decode(Tensor(np.zeros((3, 2)))), Tensor)
+    images = pixel.generate(np.zeros((3, 2)), np.random.default_rng(0))
+    assert images.shape == (3, 1, 8, 8) and set(np.unique(images)) <= {0.0, 1.0}
+    again = PixelVAE.from_config(pixel.config, rng=np.random.default_rng(0), dtype=np.float64)
+    assert all(np.array_equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                   pixel.state_dict().values()))

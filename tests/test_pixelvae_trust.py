@@ -25,8 +25,8 @@ from minivae.tensor import Tensor
 
 
 def tiny(latent_dim=3, seed=0, **config):
-    return PixelVAE(latent_dim, channels=2, layers=1, image_shape=(1, 8, 8),
-                    rng=np.random.default_rng(seed), dtype=np.float64, **config)
+    return PixelVAE.gated(latent_dim, channels=2, layers=1, image_shape=(1, 8, 8),
+                          rng=np.random.default_rng(seed), dtype=np.float64, **config)
 
 
 def binary(shape, seed=1, p=0.4):
@@ -115,15 +115,15 @@ def test_a_learned_priors_free_bits_charge_the_total_kl_on_both_sides_of_d_lambd
 # ---------------------------------------------------------------- decompressions
 
 
-def capture_decode(model, monkeypatch):
+def capture_generate(model, monkeypatch):
     seen = {}
-    decode = model.decode
+    generate = model.generate
 
     def capturing(z, rng, *args, **kwargs):
         seen["z"] = np.array(z)
-        return decode(z, rng, *args, **kwargs)
+        return generate(z, rng, *args, **kwargs)
 
-    monkeypatch.setattr(model, "decode", capturing)
+    monkeypatch.setattr(model, "generate", capturing)
     return seen
 
 
@@ -131,11 +131,11 @@ def test_decompressions_draw_z_from_the_posterior_not_its_mean(monkeypatch):
     """One image, reconstructed N = 400 times in one batch: the codes it was decoded from have the
     posterior's mean (within 4 standard errors, σ/√N) and its standard deviation (within 4 of the
     sample std's standard errors, σ/√(2N))."""
-    model = PixelVAE(2, channels=2, layers=1, image_shape=(1, 4, 4),
-                     rng=np.random.default_rng(0), dtype=np.float64)
+    model = PixelVAE.gated(2, channels=2, layers=1, image_shape=(1, 4, 4),
+                           rng=np.random.default_rng(0), dtype=np.float64)
     N = 400
     x = np.tile(binary((1, 1, 4, 4), seed=3), (N, 1, 1, 1))
-    seen = capture_decode(model, monkeypatch)
+    seen = capture_generate(model, monkeypatch)
     images = model.reconstruct(x, np.random.default_rng(1))
     assert images.shape == x.shape
     q = model.encode(Tensor(x[:1]))
@@ -150,11 +150,11 @@ def test_decompressions_draw_pixels_from_p_x_given_z_not_its_mode(monkeypatch):
     the image drawn. Then S = Σ (x_i − p_i)(2p_i − 1) over every pixel of every image has mean 0
     and variance Σ p_i(1 − p_i)(2p_i − 1)² (its terms are martingale differences); |S| must be
     within 4 standard deviations. The mode, x_i = [p_i > ½], makes every term positive."""
-    model = PixelVAE(2, channels=3, layers=1, image_shape=(1, 6, 6),
-                     rng=np.random.default_rng(2), dtype=np.float64)
+    model = PixelVAE.gated(2, channels=3, layers=1, image_shape=(1, 6, 6),
+                           rng=np.random.default_rng(2), dtype=np.float64)
     N = 200
     x = binary((N, 1, 6, 6), seed=4)
-    seen = capture_decode(model, monkeypatch)
+    seen = capture_generate(model, monkeypatch)
     images = model.reconstruct(x, np.random.default_rng(5))
     p = 1 / (1 + np.exp(-model.decoder(Tensor(images), seen["z"]).data))
     weight = 2 * p - 1
@@ -178,9 +178,9 @@ def quadrature_model(monkeypatch, prior="standard", seed=0):
     ln p(x) while q stays wide enough for IWAE to converge fast."""
     monkeypatch.setattr(pixelvae_module, "conv_encoder",
                         lambda out, shape, rng, dtype: mlp_encoder([9, 16, out], rng, dtype))
-    model = PixelVAE(1, channels=3, layers=1, image_shape=(1, 3, 3), prior=prior,
-                     prior_components=3, prior_data=ALL_IMAGES[[5, 300, 511]],
-                     rng=np.random.default_rng(seed), dtype=np.float64)
+    model = PixelVAE.gated(1, channels=3, layers=1, image_shape=(1, 3, 3), prior=prior,
+                           prior_components=3, prior_data=ALL_IMAGES[[5, 300, 511]],
+                           rng=np.random.default_rng(seed), dtype=np.float64)
     for name, p in model.named_parameters():
         if ".cond" in name:
             p.data *= 10

@@ -19,8 +19,8 @@ _spec.loader.exec_module(pixelvae_twin)
 
 
 def models(latent_dim=3, image=12):
-    model = PixelVAE(latent_dim, channels=4, layers=2, image_shape=(1, image, image),
-                     rng=np.random.default_rng(0), dtype=np.float64)
+    model = PixelVAE.gated(latent_dim, channels=4, layers=2, image_shape=(1, image, image),
+                           rng=np.random.default_rng(0), dtype=np.float64)
     return model, pixelvae_twin.twin(model, torch.float64)
 
 

@@ -214,8 +214,8 @@ def digits(n=64):
                       prior_components=5),
     lambda x: VAE.mlp(latent_dim=4, hidden=32, rng=np.random.default_rng(0), prior="vamp",
                       prior_components=5, prior_data=x),
-    lambda x: PixelVAE(4, channels=4, layers=1, rng=np.random.default_rng(0), prior="vamp",
-                       prior_components=3, prior_data=x),
+    lambda x: PixelVAE.gated(4, channels=4, layers=1, rng=np.random.default_rng(0), prior="vamp",
+                             prior_components=3, prior_data=x),
 ], ids=["vae-mixture", "vae-vamp", "pixelvae-vamp"])
 def test_training_moves_the_priors_parameters_and_kl_is_the_one_sample_estimate(build):
     x = digits()
@@ -266,4 +266,4 @@ def test_bad_priors_are_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="needs 10 training images"):
         VAE.mlp(latent_dim=2, prior="vamp", prior_data=digits(4))
     with pytest.raises(ValueError, match="no z to put a 'mixture' prior on"):
-        PixelVAE(0, prior="mixture")
+        PixelVAE.gated(0, prior="mixture")

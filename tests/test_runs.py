@@ -42,11 +42,11 @@ BUILDS = {  # name -> (builder, binarize)
                                                      c=0.5), False),
     "ae-mlp": (lambda rng, x: AE.mlp(latent_dim=3, hidden=16, rng=rng), False),
     "ae-conv-mse": (lambda rng, x: AE.conv(latent_dim=3, rng=rng, loss="mse"), False),
-    "pixelvae-vamp": (lambda rng, x: PixelVAE(2, channels=4, layers=1, prior="vamp",
-                                              prior_components=3, prior_data=x, warmup=1,
-                                              free_bits=0.1, rng=rng), True),
-    "pixelcnn-alone": (lambda rng, x: PixelVAE(0, channels=4, layers=2, kernel_size=5,
-                                               rng=rng), True),
+    "pixelvae-vamp": (lambda rng, x: PixelVAE.gated(2, channels=4, layers=1, prior="vamp",
+                                                    prior_components=3, prior_data=x, warmup=1,
+                                                    free_bits=0.1, rng=rng), True),
+    "pixelcnn-alone": (lambda rng, x: PixelVAE.gated(0, channels=4, layers=2, kernel_size=5,
+                                                     rng=rng), True),
 }
 
 
@@ -249,7 +249,7 @@ def test_a_run_name_leaves_out_what_resume_may_change():
     (lambda: AE.mlp(latent_dim=0), "AE.mlp: latent_dim must be a positive integer, got 0"),
     (lambda: AE.conv(latent_dim=1.5), "AE.conv: latent_dim must be a positive integer"),
     (lambda: AAE.mlp(hidden=0), "AAE.mlp: hidden must be a positive integer, got 0"),
-    (lambda: PixelVAE(-1), "PixelVAE: latent_dim must be an integer ≥ 0, got -1"),
+    (lambda: PixelVAE.gated(-1), "PixelVAE: latent_dim must be an integer ≥ 0, got -1"),
     (lambda: PixelCNN(channels=0), "channels=0"),
     (lambda: LinearAutoencoder(10, 0), "need 1 <= k <= D, got k=0"),
     (lambda: VAE.mlp(rng="seed"), "VAE.mlp: rng must be a numpy.random.Generator, an integer "
@@ -268,7 +268,7 @@ def test_constructors_check_their_arguments_by_name(build, message):
     lambda rng: VAE.conv(latent_dim=2, rng=rng, prior="mixture", prior_components=2),
     lambda rng: AE.conv(latent_dim=2, rng=rng),
     lambda rng: AAE.mlp(hidden=8, rng=rng),
-    lambda rng: PixelVAE(2, channels=4, layers=1, rng=rng),
+    lambda rng: PixelVAE.gated(2, channels=4, layers=1, rng=rng),
     lambda rng: LinearAutoencoder(6, 2, rng=rng),
     lambda rng: minivae.nn.Conv2d(1, 2, 3, rng=rng),
 ])

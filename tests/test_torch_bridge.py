@@ -119,10 +119,10 @@ MODELS = {
     "vae-gaussian-beta": lambda seed, dtype: VAE.mlp(
         latent_dim=3, hidden=16, likelihood="gaussian", c=0.3, beta=0.5,
         rng=np.random.default_rng(seed), dtype=dtype),
-    "pixelvae": lambda seed, dtype: PixelVAE(3, channels=4, layers=2,
-                                             rng=np.random.default_rng(seed), dtype=dtype),
-    "pixelcnn-alone": lambda seed, dtype: PixelVAE(0, channels=4, layers=1,
+    "pixelvae": lambda seed, dtype: PixelVAE.gated(3, channels=4, layers=2,
                                                    rng=np.random.default_rng(seed), dtype=dtype),
+    "pixelcnn-alone": lambda seed, dtype: PixelVAE.gated(0, channels=4, layers=1,
+                                                         rng=np.random.default_rng(seed), dtype=dtype),
 }
 
 
@@ -137,7 +137,7 @@ for _prior in ("mixture", "vamp"):  # the learned priors, with every parameter t
     MODELS[f"vae-conv-{_prior}"] = lambda seed, dtype, prior=_prior: VAE.conv(
         latent_dim=2, prior=prior, prior_components=3, prior_data=prior_data(dtype),
         rng=np.random.default_rng(seed), dtype=dtype)
-    MODELS[f"pixelvae-{_prior}"] = lambda seed, dtype, prior=_prior: PixelVAE(
+    MODELS[f"pixelvae-{_prior}"] = lambda seed, dtype, prior=_prior: PixelVAE.gated(
         3, channels=4, layers=2, prior=prior, prior_components=4, prior_data=prior_data(dtype),
         rng=np.random.default_rng(seed), dtype=dtype)
 
@@ -286,11 +286,11 @@ EVERY_MODEL = {
         latent_dim=2, **({"hidden": 8} if build == "mlp" else {}), prior=prior,
         prior_components=3, prior_data=prior_data(np.float32), rng=np.random.default_rng(0)))
        for build in ("mlp", "conv") for prior in priors.PRIORS},
-    **{f"PixelVAE-{prior}": (lambda prior=prior: PixelVAE(
+    **{f"PixelVAE-{prior}": (lambda prior=prior: PixelVAE.gated(
         2, channels=2, layers=1, prior=prior, prior_components=3,
         prior_data=prior_data(np.float32), rng=np.random.default_rng(0)))
        for prior in priors.PRIORS},
-    "PixelVAE-no-latent": lambda: PixelVAE(0, channels=2, layers=1, rng=np.random.default_rng(0)),
+    "PixelVAE-no-latent": lambda: PixelVAE.gated(0, channels=2, layers=1, rng=np.random.default_rng(0)),
     "PixelCNN": lambda: pixelcnn.PixelCNN((1, 5, 5), 2, 1, cond_dim=2,
                                           rng=np.random.default_rng(0)),
     **{f"AE.{build}-{loss}": (lambda build=build, loss=loss: getattr(AE, build)(

@@ -34,6 +34,7 @@ import numpy as np
 from minivae import functional as F
 from minivae import checks, nn, priors
 from minivae.distributions import Normal
+from minivae.models.latent import LatentVariableModel
 from minivae.models.networks import IMAGE_SHAPE, conv_encoder
 from minivae.models.pixelcnn import PixelCNN
 from minivae.tensor import Tensor, as_tensor, no_grad
@@ -53,27 +54,47 @@ class PixelVAEConfig:
     image_shape: tuple = IMAGE_SHAPE  # (1, H, W) of binary images
 
 
-class PixelVAE(nn.Module):
-    def __init__(self, latent_dim: int = 16, channels: int = 16, layers: int = 5,
-                 kernel_size: int = 3, beta: float = 1.0, warmup: float = 0.0,
-                 free_bits: float = 0.0, prior: str = "standard", prior_components: int = 10,
-                 prior_data: np.ndarray | None = None, image_shape: tuple = IMAGE_SHAPE,
-                 rng=None, dtype=np.float32):
-        """prior_data: training images, from which the VampPrior picks its pseudo-inputs."""
-        checks.integer(latent_dim, "latent_dim", "PixelVAE", minimum=0)
-        for name, value in [("beta", beta), ("warmup", warmup), ("free_bits", free_bits)]:
-            checks.real(value, name, "PixelVAE", low=0)
+def check_config(config: PixelVAEConfig) -> PixelVAEConfig:
+    """Every size and weight of a PixelVAE's config checked, the bad one named."""
+    checks.integer(config.latent_dim, "latent_dim", "PixelVAE", minimum=0)
+    for name in ("beta", "warmup", "free_bits"):
+        checks.real(getattr(config, name), name, "PixelVAE", low=0)
+    if not config.latent_dim and config.prior != "standard":
+        raise ValueError(f"PixelVAE: latent_dim=0 has no z to put a {config.prior!r} prior on")
+    return config
+
+
+class PixelVAE(LatentVariableModel):
+    """encode (but for latent_dim = 0), the ELBO's two terms and log_joint are latent.py's, shared
+    with the VAE."""
+
+    def __init__(self, encoder: nn.Module | None, decoder: PixelCNN, config: PixelVAEConfig,
+                 prior_data: np.ndarray | None = None, rng=None):
+        """encoder: None when latent_dim = 0. prior_data: training images, from which the
+        VampPrior picks its pseudo-inputs."""
+        check_config(config)
+        self.encoder, self.decoder, self.config = encoder, decoder, config
+        self.image_shape = tuple(config.image_shape)
+        self.prior = priors.build(config.prior, config.latent_dim, config.prior_components,
+                                  self.encode, prior_data, rng, decoder.dtype)
+        # the training weight of KL; see schedule()
+        self.kl_weight = 0.0 if config.warmup else config.beta
+
+    # ------------------------------------------------------------ builders
+    @classmethod
+    def gated(cls, latent_dim: int = 16, channels: int = 16, layers: int = 5,
+              kernel_size: int = 3, rng=None, dtype=np.float32, prior_data=None,
+              **config) -> "PixelVAE":
+        """The conv VAE's encoder (none when latent_dim = 0: the PixelCNN alone) and a gated
+        PixelCNN decoder of `layers` gated layers after a 7×7 first one, each with 2·channels
+        features before its gate. `config`: PixelVAEConfig's other fields. `rng`: a Generator or
+        an int seed."""
+        config = check_config(PixelVAEConfig(latent_dim, channels, layers, kernel_size, **config))
+        config.image_shape = shape = tuple(config.image_shape)
         rng = checks.generator(rng, "PixelVAE")
-        self.config = PixelVAEConfig(latent_dim, channels, layers, kernel_size, beta, warmup,
-                                     free_bits, prior, prior_components, tuple(image_shape))
-        self.image_shape = tuple(image_shape)
-        self.encoder = conv_encoder(2 * latent_dim, image_shape, rng, dtype) if latent_dim else None
-        self.decoder = PixelCNN(image_shape, channels, layers, kernel_size, latent_dim, rng, dtype)
-        if not latent_dim and prior != "standard":
-            raise ValueError(f"PixelVAE: latent_dim=0 has no z to put a {prior!r} prior on")
-        self.prior = priors.build(prior, latent_dim, prior_components, self.encode, prior_data,
-                                  rng, dtype)
-        self.kl_weight = 0.0 if warmup else beta  # the training weight of KL; see schedule()
+        encoder = conv_encoder(2 * latent_dim, shape, rng, dtype) if latent_dim else None
+        decoder = PixelCNN(shape, channels, layers, kernel_size, latent_dim, rng, dtype)
+        return cls(encoder, decoder, config, prior_data, rng)
 
     @classmethod
     def from_config(cls, config: PixelVAEConfig | dict, rng=None, dtype=np.float32,
@@ -85,7 +106,7 @@ class PixelVAE(nn.Module):
         c["image_shape"] = tuple(c.get("image_shape", IMAGE_SHAPE))  # JSON gives a list
         if c.get("prior") == "vamp" and prior_data is None:
             prior_data = np.zeros((c.get("prior_components", 10), *c["image_shape"]), dtype)
-        return cls(**c, prior_data=prior_data, rng=rng, dtype=dtype)
+        return cls.gated(**c, prior_data=prior_data, rng=rng, dtype=dtype)
 
     def schedule(self, epochs: float) -> None:
         """Set the KL weight for training `epochs` epochs in: β·min(1, epochs / warmup). Pass it to
@@ -96,13 +117,11 @@ class PixelVAE(nn.Module):
     # ------------------------------------------------------------ the model
     def encode(self, x) -> Normal:
         """q(z|x) = N(mu, diag exp(log_var)), (B, latent) each.  x: (B, 1, 28, 28)."""
-        checks.batch(x, self.image_shape, "PixelVAE")
-        d = self.config.latent_dim
-        if not d:  # the PixelCNN alone: z is the empty vector
-            empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
-            return Normal(empty, empty)
-        h = self.encoder(as_tensor(x))  # (B, 2·latent)
-        return Normal(h[:, :d], h[:, d:])
+        if self.config.latent_dim:
+            return super().encode(x)
+        checks.batch(x, self.image_shape, "PixelVAE")  # the PixelCNN alone: z is the empty vector
+        empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
+        return Normal(empty, empty)
 
     def log_likelihood(self, x, z) -> Tensor:
         """ln p(x|z) by the PixelCNN, teacher-forced: (B,) nats."""
@@ -110,13 +129,7 @@ class PixelVAE(nn.Module):
 
     def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
         """The training objective (eval mode: the true −ELBO), nats per image, and its terms."""
-        B = x.shape[0]
-        q = self.encode(x)  # q(z|x)
-        z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
-        rec = -self.log_likelihood(x, z).sum() / B  # E_q[−ln p(x|z)], one sample
-        # KL(q(z|x) ‖ p(z)), batch mean, in the groups it splits into: (latent,) per dimension
-        # in closed form for N(0, I), (1,) for a learned prior (the one-sample estimate)
-        kl_groups = self.prior.kl(q, z).sum(axis=0) / B
+        rec, kl_groups = self.elbo(x, rng)  # latent.py: encode → sample z → ln p(x|z) → KL
         kl = kl_groups.sum()
         parts = {"rec": rec.item(), "kl": kl.item()}
         if not self.training:
@@ -125,17 +138,12 @@ class PixelVAE(nn.Module):
         charged = (F.relu(kl_groups - lam) + lam).sum() if lam else kl  # Σ_g max(λ_g, KL_g)
         return rec + self.kl_weight * charged, parts
 
-    def log_joint(self, x, z) -> Tensor:
-        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
-        x: (N, 1, 28, 28), z: (N, latent)."""
-        z = as_tensor(z)
-        return self.log_likelihood(x, z) + self.prior.log_prob(z)
-
     # ------------------------------------------------------------ using it
-    def decode(self, z, rng: np.random.Generator, noise=None, cached: bool = True,
-               progress: bool = False) -> np.ndarray:
-        """x ~ p(x|z), pixel by pixel: (N, 1, 28, 28) of 0/1 for codes z (N, latent); progress:
-        a progress bar row by row."""
+    def generate(self, z, rng: np.random.Generator, noise=None, cached: bool = True,
+                 progress: bool = False) -> np.ndarray:
+        """Images for codes z (N, latent), as the VAE's generate, but drawn: x ~ p(x|z), pixel by
+        pixel, (N, 1, 28, 28) of 0/1 (no decode: the PixelCNN's logits need x, see
+        log_likelihood); progress: a progress bar row by row."""
         z = np.asarray(z, dtype=self.decoder.dtype)
         cond = z if self.config.latent_dim else None  # the PixelCNN's conditioning
         return self.decoder.sample(len(z), rng, cond=cond, noise=noise, cached=cached,
@@ -145,11 +153,11 @@ class PixelVAE(nn.Module):
                progress: bool = False) -> np.ndarray:
         """n images from the model: z ~ p(z), then x ~ p(x|z)."""
         n = checks.integer(n, "n", "PixelVAE.sample")
-        return self.decode(self.prior.sample(n, rng), rng, cached=cached, progress=progress)
+        return self.generate(self.prior.sample(n, rng), rng, cached=cached, progress=progress)
 
     def reconstruct(self, x, rng: np.random.Generator, cached: bool = True,
                     progress: bool = False) -> np.ndarray:
         """The paper's "decompressions": z ~ q(z|x), then x' ~ p(x|z), (B, 1, 28, 28)."""
         with no_grad():
             z = self.encode(as_tensor(x)).rsample(rng)
-        return self.decode(z.data, rng, cached=cached, progress=progress)
+        return self.generate(z.data, rng, cached=cached, progress=progress)

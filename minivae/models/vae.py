@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivae import checks, nn, priors
-from minivae.distributions import Bernoulli, Normal, NormalFixedVariance
+from minivae.distributions import Bernoulli, NormalFixedVariance
+from minivae.models.latent import LatentVariableModel
 from minivae.models.networks import (IMAGE_SHAPE, conv_decoder, conv_encoder, mlp_decoder,
                                      mlp_encoder)
 from minivae.tensor import Tensor, as_tensor, no_grad
@@ -53,7 +54,11 @@ def check_config(config: VAEConfig) -> VAEConfig:
     return config
 
 
-class VAE(nn.Module):
+class VAE(LatentVariableModel):
+    """encode, the ELBO's two terms and log_joint are latent.py's, shared with the PixelVAE."""
+
+    image_shape = IMAGE_SHAPE
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, config: VAEConfig,
                  prior_data: np.ndarray | None = None, rng=None):
         """prior_data: training images, from which the VampPrior picks its pseudo-inputs."""
@@ -106,13 +111,6 @@ class VAE(nn.Module):
         return cls.mlp(rng=rng, dtype=dtype, prior_data=prior_data, **config)
 
     # ------------------------------------------------------------ the model
-    def encode(self, x) -> Normal:
-        """q(z|x) = N(mu, diag exp(log_var)).  x: (B, 1, 28, 28)."""
-        checks.batch(x, IMAGE_SHAPE, "VAE")
-        h = self.encoder(x)  # (B, 2·latent)
-        d = self.config.latent_dim
-        return Normal(h[:, :d], h[:, d:])  # mu, log_var: (B, latent)
-
     def decode(self, z) -> Tensor:
         """f(z): Bernoulli logits or Gaussian means, (B, 1, 28, 28)."""
         return self.decoder(z)
@@ -123,22 +121,16 @@ class VAE(nn.Module):
             return Bernoulli(f)
         return NormalFixedVariance(f, self.config.c)
 
-    def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
-        """−ELBO in nats per image, and its two terms."""
-        B = x.shape[0]
-        q = self.encode(x)  # q(z|x)
-        z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
-        px = self.likelihood(self.decode(z))  # p(x|z)
-        rec = -px.log_prob(x).sum() / B  # E_q[−ln p(x|z)], one sample
-        kl = self.prior.kl(q, z).sum() / B  # KL(q(z|x) ‖ p(z)): closed form for N(0, I)
-        return rec + self.config.beta * kl, {"rec": rec.item(), "kl": kl.item()}
+    def log_likelihood(self, x, z) -> Tensor:
+        """ln p(x|z) per image, (B,) nats."""
+        return self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))
 
-    def log_joint(self, x, z) -> Tensor:
-        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
-        x: (N, 1, 28, 28), z: (N, latent)."""
-        z = as_tensor(z)
-        log_px_z = self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))  # (N,)
-        return log_px_z + self.prior.log_prob(z)
+    def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
+        """−ELBO in nats per image, and its two terms (latent.py: encode → sample z → ln p(x|z)
+        → KL)."""
+        rec, kl = self.elbo(x, rng)
+        kl = kl.sum()  # KL(q(z|x) ‖ p(z)): closed form for N(0, I)
+        return rec + self.config.beta * kl, {"rec": rec.item(), "kl": kl.item()}
 
     # ------------------------------------------------------------ using it
     def mean_image(self, f: Tensor) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""What the VAE and the PixelVAE share, because it is the same equation in both: the Gaussian
+encoder and the two terms of the ELBO (Kingma & Welling, 2014).
+
+    q(z|x) = N(z | mu(x), diag σ²(x))      the encoder's output is (mu, log_var) side by side
+    −ELBO(x) = E_q[−ln p(x|z)] + KL(q(z|x) ‖ p(z))  =  rec + kl,   one z sample per image
+
+A model built on it has an `encoder`, a `prior` (priors.py), `config.latent_dim`, `image_shape`,
+and its own `log_likelihood(x, z)`: ln p(x|z) per image, the one place the two decoders differ.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minivae import checks, nn
+from minivae.distributions import Normal
+from minivae.tensor import Tensor, as_tensor
+
+
+class LatentVariableModel(nn.Module):
+    encoder: nn.Module
+    prior: Any  # a p(z) of priors.py: StandardPrior, MixturePrior or VampPrior
+    config: Any  # a dataclass with latent_dim
+    image_shape: tuple
+
+    def log_likelihood(self, x, z) -> Tensor:
+        """ln p(x|z) per image, (B,) nats: the decoder's part."""
+        raise NotImplementedError
+
+    def encode(self, x) -> Normal:
+        """q(z|x) = N(mu, diag exp(log_var)), (B, latent) each.  x: (B, *image_shape)."""
+        checks.batch(x, self.image_shape, type(self).__name__)
+        h = self.encoder(as_tensor(x))  # (B, 2·latent)
+        d = self.config.latent_dim
+        return Normal(h[:, :d], h[:, d:])  # mu, log_var
+
+    def elbo(self, x, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        """rec, nats per image, and the KL's batch mean in the groups it splits into: (latent,),
+        one per dimension, in closed form for N(0, I); (1,) for a learned prior, whose KL is the
+        one-sample estimate ln q(z|x) − ln p(z) at the z the reconstruction used."""
+        B = x.shape[0]
+        q = self.encode(x)  # q(z|x)
+        z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
+        rec = -self.log_likelihood(x, z).sum() / B  # E_q[−ln p(x|z)], one sample
+        kl = self.prior.kl(q, z).sum(axis=0) / B  # KL(q(z|x) ‖ p(z)), (groups,)
+        return rec, kl
+
+    def log_joint(self, x, z) -> Tensor:
+        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
+        x: (N, *image_shape), z: (N, latent)."""
+        z = as_tensor(z)
+        return self.log_likelihood(x, z) + self.prior.log_prob(z)
