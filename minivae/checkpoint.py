@@ -18,11 +18,21 @@ import math
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 
 from minivae.files import atomic_write, strict_json
 from minivae.nn import Module
+
+
+class Stateful(Protocol):
+    """What saves and loads: a Module, or PCA's fitted arrays."""
+
+    def state_dict(self) -> Mapping[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 NOT_A_CHECKPOINT = "not a minivae checkpoint (corrupt or truncated)"
 
@@ -32,7 +42,7 @@ class CheckpointError(ValueError):
     names the file."""
 
 
-def _atomic_savez(path: str | os.PathLike, arrays: dict) -> None:
+def _atomic_savez(path: str | os.PathLike, arrays: Mapping) -> None:
     with atomic_write(path) as f:
         np.savez(f, **arrays)
 
@@ -40,7 +50,7 @@ def _atomic_savez(path: str | os.PathLike, arrays: dict) -> None:
 # ---------------------------------------------------------------- reading, checks first
 
 
-def _read_npz(path: str | os.PathLike, expected: dict[str, tuple | None], what: str,
+def _read_npz(path: str | os.PathLike, expected: Mapping[str, tuple | None], what: str,
               only: str = "") -> dict:
     """The arrays of an .npz written by np.savez, keyed by name, after checking, in this order:
     the names against `expected` (name -> shape, None for any), every header, then the bytes.
@@ -65,7 +75,7 @@ def _read_npz(path: str | os.PathLike, expected: dict[str, tuple | None], what: 
         raise CheckpointError(f"{path}: {NOT_A_CHECKPOINT}: {e}") from None
 
 
-def _check_names(path: str, names: set, expected: dict, what: str) -> None:
+def _check_names(path: str, names: set, expected: Mapping, what: str) -> None:
     missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{path} does not fit {what}: missing {missing}, unexpected "
@@ -110,11 +120,11 @@ def _array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape, fortran, dtyp
 # ---------------------------------------------------------------- parameters
 
 
-def save(module: Module, path: str | os.PathLike) -> None:
+def save(module: Stateful, path: str | os.PathLike) -> None:
     _atomic_savez(path, module.state_dict())
 
 
-def load(module: Module, path: str | os.PathLike) -> Module:
+def load(module: Stateful, path: str | os.PathLike) -> Stateful:
     """Load parameters saved by `save`, or the model's part of a training checkpoint (an
     example's checkpoint.npz); every name and shape is checked before any is written."""
     prefix = "model/" if "state.json" in _names(path) else ""
@@ -124,7 +134,7 @@ def load(module: Module, path: str | os.PathLike) -> Module:
     return module
 
 
-def save_model(path, module: Module, state: dict) -> None:
+def save_model(path, module: Stateful, state: dict) -> None:
     """A finished run without its optimiser: the model's parameters under 'model/' and `state`
     (the run's settings, its history) in 'state.json', as in a training checkpoint. `load` and
     runs.load_run read it; it cannot be resumed. The shipped pretrained models are such files."""
@@ -206,7 +216,7 @@ def load_training(path, model: Module, optimizer, rng: np.random.Generator | Non
     except BaseException:
         model.load_state_dict(model_before)
         optimizer.load_state_dict(optimizer_before)
-        if rng is not None:
+        if rng is not None and rng_before is not None:
             rng.bit_generator.state = rng_before
         raise
     return state

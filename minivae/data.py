@@ -171,7 +171,8 @@ def _find_or_download(name: str, root: str | os.PathLike | None) -> dict[str, Pa
 def _download_all(name: str, report: list[str]) -> dict[str, Path]:
     """Fetch whichever files the cache lacks; on failure say where we looked and what to do."""
     folder = cache_dir(name)
-    files, failures = {}, []
+    files: dict[str, Path] = {}
+    failures: list[str] = []
     try:
         for base in FILES:
             files[base] = (_file_in(folder, base)

@@ -104,14 +104,14 @@ class Adam(Optimizer):
         self.t += 1
         (beta1, beta2), lr, eps, t = self.betas, self.lr, self.eps, self.t
         arrays = []  # (p, g, m, v) of each parameter with a gradient, flat
-        for p, m, v in zip(self.params, self.buffers["m"], self.buffers["v"]):
-            if p.grad is None:
+        for param, m, v in zip(self.params, self.buffers["m"], self.buffers["v"]):
+            if param.grad is None:
                 continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            if not p.data.flags.c_contiguous:
-                p.data = np.ascontiguousarray(p.data)
-            g = np.ascontiguousarray(g, dtype=p.dtype)
-            arrays.append((p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)))
+            g = param.grad + self.weight_decay * param.data if self.weight_decay else param.grad
+            if not param.data.flags.c_contiguous:
+                param.data = np.ascontiguousarray(param.data)
+            g = np.ascontiguousarray(g, dtype=param.dtype)
+            arrays.append((param.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)))
         if kernels.adam_update is not None:  # the fast door: the lines below, one pass each
             kernels.adam_update(arrays, lr, beta1, beta2, eps, t)
             return
@@ -129,6 +129,9 @@ class Optimizers:
 
     def __init__(self, **named: Optimizer):
         vars(self).update(named)  # opt.rec, opt.disc, ...: the parts, in the order given
+
+    def __getattr__(self, name: str) -> Optimizer:  # only for a name that is not a part
+        raise AttributeError(f"Optimizers: no part named {name!r}; the parts are {list(vars(self))}")
 
     def __iter__(self):
         return iter(vars(self).values())

@@ -50,6 +50,9 @@ class Context:
     """What a Function's forward leaves for its backward."""
 
     __slots__ = ("saved", "needs_input_grad", "inputs", "__dict__")
+    saved: tuple
+    needs_input_grad: tuple[bool, ...]
+    inputs: tuple
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
@@ -110,8 +113,8 @@ class Tensor:
         self.data: np.ndarray = data
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
-        self._fn = None   # the Function that produced this tensor (None for a leaf)
-        self._ctx = None  # its saved context
+        self._fn: type[Function] | None = None  # the Function that produced it (None: a leaf)
+        self._ctx: Context | None = None  # its saved context
 
     # ------------------------------------------------------------------ plain attributes
     shape = property(lambda self: self.data.shape)

@@ -32,6 +32,7 @@ import importlib
 import numbers
 import os
 from collections.abc import Callable
+from typing import Any
 
 BACKENDS = ("numpy", "fast")
 INTERFACE = ("matmul", "linear", "linear_backward", "act_backward", "sigmoid", "bce_with_logits",
@@ -53,7 +54,8 @@ gated_tanh: Callable
 gated_tanh_backward: Callable
 adam_update: Callable | None
 
-_open = {"name": None, "door": None, "threads": None}  # the open door; threads asked for, if any
+# the open door's name and module, and the threads asked for, if any
+_open: dict[str, Any] = {"name": None, "door": None, "threads": None}
 
 
 def set_backend(name: str) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,7 @@ class AAE(nn.Module):
     # ------------------------------------------------------------ builders
     @classmethod
     def mlp(cls, latent_dim: int = 2, prior: str = "gaussian", hidden: int = 512,
-            input_shape: tuple = IMAGE_SHAPE, rng=None, dtype=np.float32, **config) -> "AAE":
+            input_shape: tuple = IMAGE_SHAPE, rng=None, dtype=np.float32, **fields) -> "AAE":
         """784-512-512-latent / latent-512-512-784 / latent-512-512-1, ReLU between layers (the
         paper's MNIST networks used 1000 units). With the supervised prior the discriminator's
         input grows by a one-hot label: (latent + 10)-512-512-1. `input_shape` other than
@@ -85,10 +86,10 @@ class AAE(nn.Module):
         checks.integer(hidden, "hidden", "AAE.mlp")
         rng = checks.generator(rng, "AAE.mlp")
         config = AAEConfig(latent_dim=latent_dim, prior=prior, input_shape=tuple(input_shape),
-                           hidden=hidden, **config)
+                           hidden=hidden, **fields)
         p = priors.make(prior, latent_dim)  # fail early, before building anything
         D = math.prod(input_shape)
-        d_in = latent_dim + (p.n_classes if p.conditional else 0)
+        d_in = latent_dim + ((p.n_classes or 0) if p.conditional else 0)
         encoder = mlp_encoder([D, hidden, hidden, latent_dim], rng, dtype)  # (B, latent)
         decoder = mlp_decoder([latent_dim, hidden, hidden, D], input_shape, rng, dtype)
         discriminator = nn.Sequential(*mlp([d_in, hidden, hidden, 1], rng, dtype))  # (B, 1)
@@ -108,6 +109,7 @@ class AAE(nn.Module):
         c = self.config
         enc, dec = self.encoder.parameters(), self.decoder.parameters()
         disc = self.discriminator.parameters()
+        make: Callable[[list, float], optim.Optimizer]
         if c.optimizer == "adam":
             make = lambda params, lr: optim.Adam(params, lr=lr, betas=c.betas)
         else:
@@ -132,6 +134,7 @@ class AAE(nn.Module):
             if labels is None:
                 raise ValueError(f"the {self.config.prior!r} prior is supervised: pass the "
                                  f"images' labels")
+            assert self.prior.n_classes is not None  # a conditional prior has its classes
             one_hot = np.eye(self.prior.n_classes, dtype=z.dtype)[labels]  # (B, classes)
             z = F.concatenate([z, Tensor(one_hot)], axis=1)  # (B, latent + classes)
         return self.discriminator(z).reshape(-1)  # (B,)
@@ -224,8 +227,7 @@ class AAE(nn.Module):
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Decoder means in [0, 1] for codes z of shape (N, latent)."""
         with no_grad():
-            z = as_tensor(z, self._dtype())
-            return F.sigmoid(self.decode(z)).data
+            return F.sigmoid(self.decode(as_tensor(z, self._dtype()))).data
 
     def sample(self, n: int, rng: np.random.Generator, *, labels=None) -> np.ndarray:
         """n images decoded from z ~ p(z) (p(z | label) for the supervised prior)."""

@@ -19,7 +19,7 @@ from minivae.tensor import Tensor, as_tensor
 
 
 class LatentVariableModel(nn.Module):
-    encoder: nn.Module
+    encoder: nn.Module | None
     prior: Any  # a p(z) of priors.py: StandardPrior, MixturePrior or VampPrior
     config: Any  # a dataclass with latent_dim
     image_shape: tuple
@@ -31,6 +31,7 @@ class LatentVariableModel(nn.Module):
     def encode(self, x) -> Normal:
         """q(z|x) = N(mu, diag exp(log_var)), (B, latent) each.  x: (B, *image_shape)."""
         checks.batch(x, self.image_shape, type(self).__name__)
+        assert self.encoder is not None  # the PixelCNN alone has none, and its own encode
         h = self.encoder(as_tensor(x))  # (B, 2·latent)
         d = self.config.latent_dim
         return Normal(h[:, :d], h[:, d:])  # mu, log_var

@@ -126,9 +126,8 @@ class PCA:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """m, W and all D eigenvalues: everything fit computes (checkpoint.save_model saves it)."""
-        self._check_fitted("state_dict")
-        return {"mean": self.mean_, "components": self.components_,
-                "eigenvalues": self.eigenvalues_}
+        m, W = self._fitted("state_dict")
+        return {"mean": m, "components": W, "eigenvalues": self.eigenvalues_}
 
     def load_state_dict(self, state: dict) -> None:
         m, W, eigenvalues = (np.asarray(state[k], np.float64)
@@ -143,29 +142,30 @@ class PCA:
         self.explained_variance_ratio_ = (eigenvalues[:k] / total if total > 0
                                           else np.zeros(k))  # constant data: no variance at all
 
-    def _check_fitted(self, name: str) -> None:
-        if self.components_ is None:
+    def _fitted(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """m and W, once fit has computed them."""
+        if self.mean_ is None or self.components_ is None:
             raise ValueError(f"PCA.{name}: call fit(X) first")
+        return self.mean_, self.components_
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """z = W (x − m) for each row: (N, D) -> (N, k), in the dtype of X."""
-        self._check_fitted("encode")
-        X = _check_2d_float(X, "PCA.encode", D=self.components_.shape[1])
-        Z = (X - self.mean_) @ self.components_.T   # (N, k)
+        m, W = self._fitted("encode")
+        X = _check_2d_float(X, "PCA.encode", D=W.shape[1])
+        Z = (X - m) @ W.T                           # (N, k)
         return Z.astype(X.dtype, copy=False)
 
     def decode(self, Z: np.ndarray) -> np.ndarray:
         """x̂ = Wᵀ z + m for each row: (N, k) -> (N, D), in the dtype of Z."""
-        self._check_fitted("decode")
-        Z = _check_2d_float(Z, "PCA.decode", D=self.components_.shape[0])
-        X_hat = Z @ self.components_ + self.mean_   # (N, D)
+        m, W = self._fitted("decode")
+        Z = _check_2d_float(Z, "PCA.decode", D=W.shape[0])
+        X_hat = Z @ W + m                           # (N, D)
         return X_hat.astype(Z.dtype, copy=False)
 
     def reconstruction_error(self, X: np.ndarray) -> float:
         """(1/N) Σ_n ‖x_n − x̂_n‖²: the squared error per sample, summed over the D features."""
-        self._check_fitted("reconstruction_error")
-        X = _check_2d_float(X, "PCA.reconstruction_error",
-                            D=self.components_.shape[1]).astype(np.float64)
+        _, W = self._fitted("reconstruction_error")
+        X = _check_2d_float(X, "PCA.reconstruction_error", D=W.shape[1]).astype(np.float64)
         X_hat = self.decode(self.encode(X))         # (N, D)
         return float(np.mean(np.sum((X - X_hat) ** 2, axis=1)))
 
@@ -234,5 +234,5 @@ def largest_principal_angle(A: np.ndarray, B: np.ndarray) -> float:
     Q_A, _ = np.linalg.qr(A.T)                      # (D, k)
     Q_B, _ = np.linalg.qr(B.T)                      # (D, k)
     residual = Q_B - Q_A @ (Q_A.T @ Q_B)            # (D, k): the part of B's space outside A's
-    sine = np.linalg.norm(residual, ord=2)
+    sine = float(np.linalg.norm(residual, ord=2))
     return float(np.arcsin(min(sine, 1.0)))

@@ -33,6 +33,8 @@ the same noise gives the same image.
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from minivae import checks
@@ -63,12 +65,12 @@ class GatedLayer(nn.Module):
         self.cond_v = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim and not last else None
         self.cond_h = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
 
-    def forward(self, v, h_stack, cond=None) -> tuple[Tensor, Tensor]:
+    def forward(self, v, h_stack, cond=None) -> tuple[Tensor | None, Tensor]:
         v_pre = self.vertical(v)  # (B, 2C, H, W): at row r, rows ≤ r
         h_pre = self.horizontal(h_stack) + self.link(F.shift_down(v_pre))  # row r: rows < r, left
         u = F.gated_tanh(_plus_bias(h_pre, self.cond_h, cond))  # (B, C, H, W)
         v_out = None if self.last else F.gated_tanh(_plus_bias(v_pre, self.cond_v, cond))
-        return v_out, (u if self.first else h_stack + self.out(u))
+        return v_out, (u if self.out is None else h_stack + self.out(u))  # the first: no residual
 
 
 class Head(nn.Module):
@@ -89,7 +91,7 @@ def _plus_bias(a: Tensor, linear: nn.Linear | None, cond: Tensor | None) -> Tens
     """a + W y as a bias per (sample, channel), the same at every pixel: (B, 2C, H, W)."""
     if linear is None:
         return a
-    return a + linear(cond).reshape(cond.shape[0], -1, 1, 1)
+    return a + linear(cond).reshape(len(a), -1, 1, 1)
 
 
 class PixelCNN(nn.Module):
@@ -204,7 +206,8 @@ class PixelCNN(nn.Module):
     def _sample_cached(self, noise: np.ndarray, cond, logits: np.ndarray,
                        rows: Progress) -> np.ndarray:
         n, _, H, W = noise.shape
-        caches = [_LayerCache(layer, cond, n, H, W) for layer in self.layers]
+        gated = cast(list[GatedLayer], list(self.layers))  # what the Sequential holds
+        caches = [_LayerCache(layer, cond, n, H, W) for layer in gated]
         head = _HeadCache(self.head, cond, n)
         x = caches[0].v_in  # the image itself, padded: layer 0 reads it through both stacks
         p = caches[0].p
@@ -212,7 +215,6 @@ class PixelCNN(nn.Module):
             for cache, after in zip(caches, caches[1:] + [None]):
                 cache.vertical_row(r, after)  # row r − 1 of the vertical stack, now final
             for c in range(W):
-                h_stack = None
                 for cache, after in zip(caches, caches[1:] + [None]):
                     h_stack = cache.horizontal_pixel(r, c, after)  # (n, C)
                 logit = head.pixel(h_stack)  # (n,)
@@ -239,6 +241,7 @@ class _MaskedTaps:
     def __init__(self, conv: nn.MaskedConv2d):
         taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
         self.i, self.j = taps[:, 0], taps[:, 1]
+        assert conv.bias is not None  # every convolution of the PixelCNN has a bias
         self.w = conv.weight.data[:, :, self.i, self.j].reshape(conv.out_channels, -1)  # (O, C·T)
         self.b = conv.bias.data
 
@@ -256,6 +259,7 @@ class _MaskedTaps:
 def _pointwise(conv: nn.Conv2d, x: np.ndarray) -> np.ndarray:
     """A 1×1 convolution at one pixel, (n, C_in) -> (n, C_out), or along a row,
     (n, C_in, W) -> (n, C_out, W)."""
+    assert conv.bias is not None  # every convolution of the PixelCNN has a bias
     w, b = conv.weight.data[:, :, 0, 0], conv.bias.data  # (C_out, C_in), (C_out,)
     return x @ w.T + b if x.ndim == 2 else w @ x + b[:, None]
 
@@ -300,7 +304,7 @@ class _LayerCache:
         """h_l at pixel (r, c), (n, C), also written into the next layer's input."""
         h_pre = self.horizontal.pixel(self.h_in, r, c) + self.link[:, :, r, c] + self.cond_h
         u = _gate(h_pre)  # (n, C)
-        if not self.layer.first:
+        if self.layer.out is not None:  # the first layer has no residual
             u = self.h_in[:, :, r + self.p, c + self.p] + _pointwise(self.layer.out, u)
         if after is not None:
             after.h_in[:, :, r + after.p, c + after.p] = u

@@ -84,12 +84,12 @@ class PixelVAE(LatentVariableModel):
     @classmethod
     def gated(cls, latent_dim: int = 16, channels: int = 16, layers: int = 5,
               kernel_size: int = 3, rng=None, dtype=np.float32, prior_data=None,
-              **config) -> "PixelVAE":
+              **fields) -> "PixelVAE":
         """The conv VAE's encoder (none when latent_dim = 0: the PixelCNN alone) and a gated
         PixelCNN decoder of `layers` gated layers after a 7×7 first one, each with 2·channels
-        features before its gate. `config`: PixelVAEConfig's other fields. `rng`: a Generator or
+        features before its gate. `fields`: PixelVAEConfig's others. `rng`: a Generator or
         an int seed."""
-        config = check_config(PixelVAEConfig(latent_dim, channels, layers, kernel_size, **config))
+        config = check_config(PixelVAEConfig(latent_dim, channels, layers, kernel_size, **fields))
         config.image_shape = shape = tuple(config.image_shape)
         rng = checks.generator(rng, "PixelVAE")
         encoder = conv_encoder(2 * latent_dim, shape, rng, dtype) if latent_dim else None

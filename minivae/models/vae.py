@@ -71,11 +71,11 @@ class VAE(LatentVariableModel):
     # ------------------------------------------------------------ builders
     @classmethod
     def mlp(cls, latent_dim: int = 20, hidden: int = 400, rng=None, dtype=np.float32,
-            prior_data=None, **config) -> "VAE":
+            prior_data=None, **fields) -> "VAE":
         """784-400-(20, 20) / 20-400-784 with ReLU: the pytorch/examples network. `rng`: a
-        Generator or an int seed."""
+        Generator or an int seed; `fields`: VAEConfig's others."""
         config = check_config(VAEConfig(latent_dim=latent_dim, network="mlp", hidden=hidden,
-                                        **config))
+                                        **fields))
         rng = checks.generator(rng, "VAE.mlp")
         D = math.prod(IMAGE_SHAPE)
         encoder = mlp_encoder([D, hidden, 2 * latent_dim], rng, dtype)  # (B, 2·latent)
@@ -84,10 +84,10 @@ class VAE(LatentVariableModel):
 
     @classmethod
     def conv(cls, latent_dim: int = 20, rng=None, dtype=np.float32, prior_data=None,
-             **config) -> "VAE":
+             **fields) -> "VAE":
         """Encoder 1→32→64 channels by stride-2 4×4 convolutions (28→14→7), then a linear head;
         the decoder mirrors it with transposed convolutions."""
-        config = check_config(VAEConfig(latent_dim=latent_dim, network="conv", **config))
+        config = check_config(VAEConfig(latent_dim=latent_dim, network="conv", **fields))
         rng = checks.generator(rng, "VAE.conv")
         encoder = conv_encoder(2 * latent_dim, IMAGE_SHAPE, rng, dtype)  # (B, 2·latent)
         decoder = conv_decoder(latent_dim, rng, dtype)  # (B, 1, 28, 28)
