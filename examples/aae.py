@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from minivae import cli, data, optim, priors, viz
+from minivae import cli, data, optim, samplers, viz
 from minivae.distributions import Normal
 from minivae.files import write_json
 from minivae.metrics import encode_all, median_heuristic, mmd_rbf
@@ -37,7 +37,7 @@ MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = medi
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist-5k", choices=data.NAMES)
-    parser.add_argument("--prior", default="gaussian", choices=[*priors.NAMES, "all"])
+    parser.add_argument("--prior", default="gaussian", choices=[*samplers.NAMES, "all"])
     parser.add_argument("--epochs", type=cli.positive_int, default=60)
     parser.add_argument("--batch-size", type=cli.positive_int, default=128)
     parser.add_argument("--latent-dim", type=cli.positive_int, default=2, help="2 for the pictures")
@@ -61,10 +61,10 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = make_parser()
     args = cli.parse_run(parser, "aae", argv, skip=("vae_epochs",))
-    chosen = list(priors.NAMES) if args.prior == "all" else [args.prior]
+    chosen = list(samplers.NAMES) if args.prior == "all" else [args.prior]
     for name in chosen:  # refuse a prior that does not fit before training anything
         try:
-            priors.make(name, args.latent_dim)
+            samplers.make(name, args.latent_dim)
         except ValueError as e:
             parser.error(str(e))
         cli.run_folder(parser, args, out_folder(args, name))  # every one, before any training
@@ -147,7 +147,7 @@ def train_vae(args, x_train, x_test, y_test) -> dict | None:
     # one z ~ q(z|x) per image, drawn in float64, in which the MMD is computed
     z = Normal(mu.astype(np.float64), q.log_var.data.astype(np.float64)).rsample(rng).data
     n = min(args.mmd_n, len(z))
-    gaussian = priors.make("gaussian", args.latent_dim)  # N(0, I), as the AAE's gaussian prior
+    gaussian = samplers.make("gaussian", args.latent_dim)  # N(0, I), as the AAE's gaussian prior
     h = median_heuristic(gaussian.sample(n, rng))
     return {"vae_epochs": epochs, "vae_test_loss": history[-1]["test_loss"],
             "vae_test_rec": history[-1]["test_rec"],

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from minivae import data, optim, priors
+from minivae import data, optim, samplers
 from minivae.metrics import median_heuristic, mmd_rbf
 from minivae.metrics import encode_all
 from minivae.models.aae import AAE
@@ -246,13 +246,13 @@ def moments(z):
 
 
 def test_gaussian_prior_has_zero_mean_and_identity_covariance():
-    mean, cov = moments(priors.make("gaussian", 3).sample(40_000, np.random.default_rng(0)))
+    mean, cov = moments(samplers.make("gaussian", 3).sample(40_000, np.random.default_rng(0)))
     np.testing.assert_allclose(mean, 0, atol=0.03)
     np.testing.assert_allclose(cov, np.eye(3), atol=0.03)
 
 
 def test_radial_prior_moments_and_components():
-    p = priors.RadialMixture()
+    p = samplers.RadialMixture()
     r, s_r, s_t = p.radius, p.radial_std, p.tangential_std
     mean, cov = moments(p.sample(40_000, np.random.default_rng(0)))
     np.testing.assert_allclose(mean, 0, atol=0.05)
@@ -272,7 +272,7 @@ def test_radial_prior_moments_and_components():
 
 def test_swiss_roll_lies_on_its_spiral_with_the_right_moments():
     rng = np.random.default_rng(0)
-    z = priors.SwissRoll(noise=0.0).sample(20_000, rng)
+    z = samplers.SwissRoll(noise=0.0).sample(20_000, rng)
     radius = np.hypot(z[:, 0], z[:, 1])
     assert radius.max() <= 3 + 1e-12
     # on the curve: the angle is 4π·s = (4π/3)·radius, modulo 2π
@@ -284,19 +284,19 @@ def test_swiss_roll_lies_on_its_spiral_with_the_right_moments():
     curve = 3 * s[:, None] * np.stack([np.cos(4 * math.pi * s), np.sin(4 * math.pi * s)], 1)
     mean = w @ curve
     cov = (curve - mean).T @ ((curve - mean) * w[:, None])
-    noisy = priors.SwissRoll(noise=0.1).sample(40_000, rng)
+    noisy = samplers.SwissRoll(noise=0.1).sample(40_000, rng)
     np.testing.assert_allclose(noisy.mean(0), mean, atol=0.03)
     np.testing.assert_allclose(np.cov(noisy.T), cov + 0.01 * np.eye(2), atol=0.05)
     # a label picks its tenth of the roll, centre to rim
     labels = rng.integers(0, 10, 5000)
-    radius = np.hypot(*priors.SwissRoll(noise=0.0).sample(5000, rng, labels=labels).T)
+    radius = np.hypot(*samplers.SwissRoll(noise=0.0).sample(5000, rng, labels=labels).T)
     assert np.all(radius >= 3 * np.sqrt(labels / 10) - 1e-12)
     assert np.all(radius <= 3 * np.sqrt((labels + 1) / 10) + 1e-12)
 
 
-@pytest.mark.parametrize("name", priors.NAMES)
+@pytest.mark.parametrize("name", samplers.NAMES)
 def test_priors_are_deterministic_given_a_seed(name):
-    p = priors.make(name, 2)
+    p = samplers.make(name, 2)
     labels = np.arange(50) % 10 if p.conditional else None
     a = p.sample(50, np.random.default_rng(7), labels=labels)
     b = p.sample(50, np.random.default_rng(7), labels=labels)
@@ -308,19 +308,19 @@ def test_priors_are_deterministic_given_a_seed(name):
 
 def test_unknown_or_misfitting_priors_get_clear_errors():
     with pytest.raises(ValueError, match="unknown prior 'laplace'; known: gaussian, radial"):
-        priors.make("laplace", 2)
+        samplers.make("laplace", 2)
     for name in ("radial", "swiss-roll", "supervised"):
         with pytest.raises(ValueError, match=f"'{name}' prior is 2-D.*3 dimensions"):
-            priors.make(name, 3)
+            samplers.make(name, 3)
         with pytest.raises(ValueError, match="2-D"):
             AAE.mlp(latent_dim=8, prior=name, hidden=4)
-    assert priors.make("gaussian", 8).latent_dim == 8
+    assert samplers.make("gaussian", 8).latent_dim == 8
     with pytest.raises(ValueError, match="needs the labels"):
-        priors.make("supervised", 2).sample(4, np.random.default_rng(0))
+        samplers.make("supervised", 2).sample(4, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.9"):
-        priors.make("radial", 2).sample(2, np.random.default_rng(0), labels=np.array([3, 10]))
+        samplers.make("radial", 2).sample(2, np.random.default_rng(0), labels=np.array([3, 10]))
     with pytest.raises(ValueError, match="takes no labels"):
-        priors.make("gaussian", 2).sample(2, np.random.default_rng(0), labels=np.array([0, 1]))
+        samplers.make("gaussian", 2).sample(2, np.random.default_rng(0), labels=np.array([0, 1]))
 
 
 # ---------------------------------------------------------------- the MMD

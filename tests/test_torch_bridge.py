@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae import nn, priors
+from minivae import nn, priors, samplers
 from minivae.models import pixelcnn
 from minivae.models.aae import AAE
 from minivae.models.ae import AE
@@ -299,7 +299,7 @@ EVERY_MODEL = {
        for build in ("mlp", "conv") for loss in ("bernoulli", "mse")},
     **{f"AAE-{prior}": (lambda prior=prior: AAE.mlp(latent_dim=2, prior=prior, hidden=8,
                                                     rng=np.random.default_rng(0)))
-       for prior in priors.NAMES},
+       for prior in samplers.NAMES},
     "MixturePrior": lambda: priors.MixturePrior(2, 3, rng=np.random.default_rng(0)),
     "StandardPrior": lambda: priors.StandardPrior(2),
 }

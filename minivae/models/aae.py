@@ -8,7 +8,7 @@ Autoencoders", arXiv:1511.05644).
 
 A VAE pulls every q(z|x) toward p(z) with a KL term. The AAE instead makes the aggregate q(z) match
 p(z) by adversarial training on the codes — a GAN whose generator is the encoder — which needs
-only samples of p(z), so the prior can have any shape (minivae/priors.py). Each minibatch step
+only samples of p(z), so the prior can have any shape (minivae/samplers.py). Each minibatch step
 has three phases, each updating only its own parameters with its own optimiser:
 
   1. reconstruction  rec = −Σ_pixels ln p(x | z = Enc(x))                        encoder, decoder
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minivae import checks, nn, optim, priors
+from minivae import checks, nn, optim, samplers
 from minivae import functional as F
 from minivae.metrics import encode_all, mmd_rbf, median_heuristic
 from minivae.models.networks import IMAGE_SHAPE, mlp, mlp_decoder, mlp_encoder
@@ -51,7 +51,7 @@ from minivae.train import descend, evaluate
 @dataclass
 class AAEConfig:
     latent_dim: int = 2
-    prior: str = "gaussian"  # 'gaussian', 'radial', 'swiss-roll' or 'supervised' (priors.NAMES)
+    prior: str = "gaussian"  # 'gaussian', 'radial', 'swiss-roll' or 'supervised' (samplers.NAMES)
     optimizer: str = "adam"  # or 'sgd', with momentum (the paper's choice)
     lr_rec: float = 4e-4  # phase 1: encoder and decoder
     lr_disc: float = 4e-4  # phase 2a: discriminator
@@ -72,7 +72,7 @@ class AAE(nn.Module):
         if config.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not {config.optimizer!r}")
         checks.integer(config.mmd_n, "mmd_n", "AAE", minimum=2)
-        self.prior = priors.make(config.prior, config.latent_dim)  # checks that it fits
+        self.prior = samplers.make(config.prior, config.latent_dim)  # checks that it fits
 
     # ------------------------------------------------------------ builders
     @classmethod
@@ -87,7 +87,7 @@ class AAE(nn.Module):
         rng = checks.generator(rng, "AAE.mlp")
         config = AAEConfig(latent_dim=latent_dim, prior=prior, input_shape=tuple(input_shape),
                            hidden=hidden, **fields)
-        p = priors.make(prior, latent_dim)  # fail early, before building anything
+        p = samplers.make(prior, latent_dim)  # fail early, before building anything
         D = math.prod(input_shape)
         d_in = latent_dim + ((p.n_classes or 0) if p.conditional else 0)
         encoder = mlp_encoder([D, hidden, hidden, latent_dim], rng, dtype)  # (B, latent)
