@@ -21,6 +21,7 @@ import matplotlib.image  # noqa: E402
 
 from minivae import viz  # noqa: E402
 from minivae.models.pca import PCA  # noqa: E402
+from minivae.viz.latents import _onto_principal_plane  # noqa: E402
 
 EXAMPLES = settings(max_examples=200, deadline=None)
 
@@ -218,7 +219,7 @@ def test_latent_scatter_projection_is_pca():
     rng = np.random.default_rng(2)
     z = rng.standard_normal((300, 6)) @ rng.standard_normal((6, 6)) + 3.0
     a = rng.standard_normal((40, 6))
-    project = viz._onto_principal_plane(z)
+    project = _onto_principal_plane(z)
     pca = PCA(2).fit(z)
     np.testing.assert_allclose(project(z), pca.encode(z), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(project(a), pca.encode(a), rtol=1e-6, atol=1e-8)
