@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minivae import data
+from minivae import data, download
 
 # SHA-256 over the raw bytes of x_train, y_train, x_test, y_test (see minivae/datasets/README.md).
 MNIST_5K_SHA256 = "d0df6dcf9d8da12822c4549a36c47ab5f7ce8dbc279f645b243c1a8e21a9c40a"
@@ -86,7 +86,7 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.delenv("MINIVAE_DATA", raising=False)
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
     dead = f"http://127.0.0.1:{closed_port()}/"
-    monkeypatch.setattr(data, "MIRRORS", {name: (dead,) for name in data.MIRRORS})
+    monkeypatch.setattr(download, "MIRRORS", {name: (dead,) for name in download.MIRRORS})
     return tmp_path
 
 
@@ -242,7 +242,7 @@ def test_offline_error_names_every_place_searched_and_how_to_get_the_files(tmp_p
     message = str(info.value)
     for place in [tmp_path / "root", tmp_path / "env" / "fashion-mnist",
                   data.cache_dir("fashion-mnist"), tmp_path / "system" / "fashion-mnist",
-                  data.MIRRORS["fashion-mnist"][0]]:
+                  download.MIRRORS["fashion-mnist"][0]]:
         assert str(place) in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert "train-images-idx3-ubyte" in message
@@ -278,8 +278,8 @@ def test_load_downloads_missing_files_into_the_cache(server, monkeypatch, capsys
     write_set(served, tag=5)
     sums = {base: hashlib.sha256((served / (base + ".gz")).read_bytes()).hexdigest()
             for base in data.FILES}
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": (f"http://127.0.0.1:{closed_port()}/", url)})
-    monkeypatch.setattr(data, "SHA256", {"mnist": sums})
+    monkeypatch.setattr(download, "MIRRORS", {"mnist": (f"http://127.0.0.1:{closed_port()}/", url)})
+    monkeypatch.setattr(download, "SHA256", {"mnist": sums})
     assert first_label() == 5  # the first mirror is down; the second serves
     cached = sorted(p.name for p in data.cache_dir("mnist").iterdir())
     assert cached == sorted(f + ".gz" for f in data.FILES)
@@ -291,8 +291,8 @@ def test_load_downloads_missing_files_into_the_cache(server, monkeypatch, capsys
 def test_load_with_a_bad_checksum_raises_and_leaves_the_cache_empty(server, monkeypatch):
     served, url = server
     write_set(served)
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": (url,)})
-    monkeypatch.setattr(data, "SHA256", {"mnist": {base: "f" * 64 for base in data.FILES}})
+    monkeypatch.setattr(download, "MIRRORS", {"mnist": (url,)})
+    monkeypatch.setattr(download, "SHA256", {"mnist": {base: "f" * 64 for base in data.FILES}})
     with pytest.raises(data.DataError, match="train-images-idx3-ubyte.gz: SHA-256 mismatch"):
         data.load("mnist")
     assert not data.cache_dir("mnist").exists()
@@ -304,7 +304,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
             return True
 
     out = Terminal()
-    bar = data._download_progress("http://127.0.0.1/x.gz", 1000, out)
+    bar = download._download_progress("http://127.0.0.1/x.gz", 1000, out)
     bar.update(400)
     bar.update(600)
     bar.close()
@@ -428,7 +428,7 @@ def test_a_trickling_download_stops_at_its_deadline_and_leaves_nothing(serve, tm
     bounded a download (this one would have taken 8 s, a real file weeks)."""
     payload = bytes(400)
     url = serve(trickle(payload, 0.02))
-    monkeypatch.setattr(data, "DEADLINE", 0.5)
+    monkeypatch.setattr(download, "DEADLINE", 0.5)
     dest = tmp_path / "cache" / "f.gz"
     start = time.monotonic()
     with pytest.raises(TimeoutError, match=r"f.gz: not finished after 0 s"):
@@ -451,7 +451,7 @@ def test_a_download_is_capped_at_its_announced_size_or_at_max_bytes(serve, tmp_p
         request.send_header("Content-Length", str(10**10))
         request.end_headers()
 
-    monkeypatch.setattr(data, "MAX_BYTES", 1 << 20)
+    monkeypatch.setattr(download, "MAX_BYTES", 1 << 20)
     dest = tmp_path / "cache" / "f.gz"
     with pytest.raises(data.DataError, match=r"f.gz: sent more than 1.0 MB; the download was "
                                              r"discarded"):
@@ -488,11 +488,11 @@ def test_a_connection_cut_short_is_said_so_and_the_next_mirror_serves(serve, ser
     with pytest.raises(OSError, match=r"f.gz: the connection closed after 10 of 100000 bytes"):
         data.download(serve(short) + "f.gz", data.cache_dir("x") / "f.gz", "0" * 64,
                       stream=io.StringIO())
-    monkeypatch.setattr(data, "SHA256", {"mnist": sums})
+    monkeypatch.setattr(download, "SHA256", {"mnist": sums})
     for cut in (short, chunked):
         for f in data.cache_dir("mnist").glob("*"):
             f.unlink()
-        monkeypatch.setattr(data, "MIRRORS", {"mnist": (serve(cut), good)})
+        monkeypatch.setattr(download, "MIRRORS", {"mnist": (serve(cut), good)})
         assert first_label() == 6
 
 
