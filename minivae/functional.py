@@ -377,7 +377,9 @@ class TanhOp(_FromOutput):
     """y = tanh x;  x_bar = y_bar · (1 − y²)."""
 
     name = "tanh"
-    activate = staticmethod(np.tanh)
+    # NumPy's stubs type the ufunc by its scalar overload first, so mypy misses that it maps
+    # arrays to arrays
+    activate = staticmethod(np.tanh)  # type: ignore[assignment]
 
 
 class Softplus(Function):

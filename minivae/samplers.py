@@ -34,7 +34,7 @@ class Sampler:
     """A 2-D sampler of p(z): `sample(n, rng, labels=None)` returns float64 (n, 2)."""
 
     latent_dim: int = 2
-    n_classes: int | None = None  # how many labels `sample` accepts (None: it takes none)
+    n_classes: int  # how many labels `sample` accepts: 0 .. n_classes − 1
     conditional: bool = False  # True: the model must feed each image's label to the prior
 
     def sample(self, n: int, rng: np.random.Generator, *,

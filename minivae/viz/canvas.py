@@ -4,6 +4,7 @@ mosaic shown at an integer zoom."""
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import numpy as np
 
@@ -11,7 +12,8 @@ DPI = 100
 _PAD = 2  # pixels of background between the images of a mosaic
 
 
-def _figure(width: float, height: float, layout: str | None = None):
+def _figure(width: float, height: float,
+            layout: Literal["constrained", "compressed", "tight"] | None = None):
     """A Figure of width × height inches drawn by the Agg canvas (no pyplot, no global backend)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

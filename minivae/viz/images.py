@@ -72,9 +72,9 @@ def eigen_images(components, path, n: int = 16, mean=None, title: str | None = N
     if n < 1:
         raise ValueError(f"eigen_images: n must be at least 1, got {n}")
     n = min(n, len(components))
-    panels = n + (mean is not None)
-    ncol = min(panels, 8)
-    nrow = -(-panels // ncol)
+    n_panels = n + (mean is not None)
+    ncol = min(n_panels, 8)
+    nrow = -(-n_panels // ncol)
 
     # Laid out by hand in inches (constrained layout takes ~1 s for 17 panels): cells of
     # 1.1 × 1.15 with a 0.9 × 0.9 image under a panel title, a title strip of 0.4 on top, and a
