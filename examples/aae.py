@@ -7,9 +7,9 @@
 
 For each prior, writes to --out (default runs/aae, runs/aae-radial, ...; with --prior all, to
 runs/aae-all/<prior>): latent.png (encoded test digits over prior samples), samples.png (decoded
-prior samples), reconstructions.png, loss.png, adversarial.png, mmd.png, vae_latent.png, metrics.json,
-history.json and checkpoint.npz; --resume continues an interrupted run from its checkpoint,
---overwrite replaces a run.
+prior samples), reconstructions.png, loss.png, adversarial.png, mmd.png, vae_latent.png,
+metrics.json, history.json and checkpoint.npz; --resume continues an interrupted run from its
+checkpoint, --overwrite replaces a run.
 
 How close the codes come to the prior is one number, the squared MMD (RBF kernel, bandwidth by
 the median heuristic on prior samples) between encoded test digits and as many prior samples,
