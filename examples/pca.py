@@ -1,8 +1,7 @@
 """Fit PCA to digit images and draw what it finds: eigen-images, explained variance, codes.
 
     python examples/pca.py                          # mnist-5k, 50 components: a few seconds
-    python examples/pca.py --data fashion-mnist --latent-dim 20
-                                                    # writes runs/pca-fashion-mnist-z20
+    python examples/pca.py --data fashion-mnist --latent-dim 20   # runs/pca-fashion-mnist-z20
 
 PCA is the linear autoencoder of the lecture notes, solved in closed form (minivae/models/pca.py):
 z = W (x − m), x̂ = Wᵀ z + m with W the leading eigenvectors of the training covariance. The

@@ -97,8 +97,7 @@ class AAE(nn.Module):
 
     @classmethod
     def from_config(cls, config: AAEConfig | dict, rng=None, dtype=np.float32) -> "AAE":
-        """The AAE a config describes, freshly initialised (runs.load_run then loads its
-        weights)."""
+        """The AAE a config describes, freshly initialised (runs.load_run loads its weights)."""
         c = dataclasses.asdict(config) if isinstance(config, AAEConfig) else dict(config)
         c["betas"], c["input_shape"] = tuple(c["betas"]), tuple(c["input_shape"])  # JSON: lists
         return cls.mlp(rng=rng, dtype=dtype, **c)
