@@ -207,7 +207,7 @@ def readme_runs() -> list[tuple[str, list[str]]]:
     found = []
     for line in readme.splitlines():
         m = re.search(r"python examples/(\w+\.py)([^#&]*)", line)
-        if m and m.group(1) in BASES:
+        if m and m.group(1) in BASES and line.startswith(("python ", "pip install")):
             argv = [a for a in shlex.split(m.group(2)) if a not in ("[--conv]",)]
             found.append((m.group(1), argv))
             if "[--conv]" in m.group(2):
