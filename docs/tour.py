@@ -425,12 +425,14 @@ print("largest error, KL:", minivae.gradcheck(lambda m, v: Normal(m, v).kl_stand
 #     −ELBO(x) = E_q(z|x)[−ln p(x|z)] + KL(q(z|x) ‖ p(z)) = rec + kl
 
 # %%
+from minivae.models.latent import LatentVariableModel
 from minivae.models.vae import VAE
 
 (x_train, y_train), (x_test, y_test) = data.load("mnist-5k")  # shipped with the package
 x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
 print(f"mnist-5k: {len(x_train)} training and {len(x_test)} test images")
 model = VAE.mlp(rng=np.random.default_rng(0))
+show_source(LatentVariableModel.elbo)  # the VAE's and the PixelVAE's (models/latent.py)
 show_source(VAE.loss)
 
 # %% [markdown]

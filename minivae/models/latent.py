@@ -5,7 +5,9 @@ encoder and the two terms of the ELBO (Kingma & Welling, 2014).
     −ELBO(x) = E_q[−ln p(x|z)] + KL(q(z|x) ‖ p(z))  =  rec + kl,   one z sample per image
 
 A model built on it has an `encoder`, a `prior` (priors.py), `config.latent_dim`, `image_shape`,
-and its own `log_likelihood(x, z)`: ln p(x|z) per image, the one place the two decoders differ.
+and its own `log_likelihood(x, z)`, the one place the two decoders differ: ln p(x|z) in the terms
+its decoder gives, pixel by pixel for the VAE (its pixels are independent given z), image by image
+for the PixelVAE. Each model's loss then weighs and sums these terms as its training asks.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class LatentVariableModel(nn.Module):
     image_shape: tuple
 
     def log_likelihood(self, x, z) -> Tensor:
-        """ln p(x|z) per image, (B,) nats: the decoder's part."""
+        """ln p(x|z) in nats as the decoder's terms, per pixel or per image: the decoder's part."""
         raise NotImplementedError
 
     def encode(self, x) -> Normal:
@@ -37,18 +39,12 @@ class LatentVariableModel(nn.Module):
         return Normal(h[:, :d], h[:, d:])  # mu, log_var
 
     def elbo(self, x, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-        """rec, nats per image, and the KL's batch mean in the groups it splits into: (latent,),
-        one per dimension, in closed form for N(0, I); (1,) for a learned prior, whose KL is the
-        one-sample estimate ln q(z|x) − ln p(z) at the z the reconstruction used."""
+        """rec in nats per image, and KL(q(z|x) ‖ p(z)) per image in the groups it splits into,
+        (B, groups): (B, latent), one per dimension, in closed form for N(0, I); (B, 1) for a
+        learned prior, whose KL is the one-sample estimate ln q(z|x) − ln p(z) at the same z."""
         B = x.shape[0]
         q = self.encode(x)  # q(z|x)
         z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
-        rec = -self.log_likelihood(x, z).sum() / B  # E_q[−ln p(x|z)], one sample
-        kl = self.prior.kl(q, z).sum(axis=0) / B  # KL(q(z|x) ‖ p(z)), (groups,)
+        rec = -self.log_likelihood(x, z).sum() / B  # E_q[−ln p(x|z)], one sample per image
+        kl = self.prior.kl(q, z)  # KL(q(z|x) ‖ p(z)), (B, groups)
         return rec, kl
-
-    def log_joint(self, x, z) -> Tensor:
-        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
-        x: (N, *image_shape), z: (N, latent)."""
-        z = as_tensor(z)
-        return self.log_likelihood(x, z) + self.prior.log_prob(z)

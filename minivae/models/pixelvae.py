@@ -65,8 +65,8 @@ def check_config(config: PixelVAEConfig) -> PixelVAEConfig:
 
 
 class PixelVAE(LatentVariableModel):
-    """encode (but for latent_dim = 0), the ELBO's two terms and log_joint are latent.py's, shared
-    with the VAE."""
+    """encode (but for latent_dim = 0) and the ELBO's two terms are latent.py's, shared with the
+    VAE."""
 
     def __init__(self, encoder: nn.Module | None, decoder: PixelCNN, config: PixelVAEConfig,
                  prior_data: np.ndarray | None = None, rng=None):
@@ -129,7 +129,8 @@ class PixelVAE(LatentVariableModel):
 
     def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
         """The training objective (eval mode: the true −ELBO), nats per image, and its terms."""
-        rec, kl_groups = self.elbo(x, rng)  # latent.py: encode → sample z → ln p(x|z) → KL
+        rec, kl = self.elbo(x, rng)  # latent.py: encode → sample z → ln p(x|z) → KL
+        kl_groups = kl.sum(axis=0) / x.shape[0]  # batch means, (latent,) or (1,): see elbo
         kl = kl_groups.sum()
         parts = {"rec": rec.item(), "kl": kl.item()}
         if not self.training:
@@ -137,6 +138,12 @@ class PixelVAE(LatentVariableModel):
         lam = self.config.free_bits * self.config.latent_dim / max(1, kl_groups.shape[0])
         charged = (F.relu(kl_groups - lam) + lam).sum() if lam else kl  # Σ_g max(λ_g, KL_g)
         return rec + self.kl_weight * charged, parts
+
+    def log_joint(self, x, z) -> Tensor:
+        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
+        x: (N, 1, 28, 28), z: (N, latent)."""
+        z = as_tensor(z)
+        return self.log_likelihood(x, z) + self.prior.log_prob(z)
 
     # ------------------------------------------------------------ using it
     def generate(self, z, rng: np.random.Generator, noise=None, cached: bool = True,

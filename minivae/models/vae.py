@@ -55,7 +55,7 @@ def check_config(config: VAEConfig) -> VAEConfig:
 
 
 class VAE(LatentVariableModel):
-    """encode, the ELBO's two terms and log_joint are latent.py's, shared with the PixelVAE."""
+    """encode and the ELBO's two terms are latent.py's, shared with the PixelVAE."""
 
     image_shape = IMAGE_SHAPE
 
@@ -122,15 +122,21 @@ class VAE(LatentVariableModel):
         return NormalFixedVariance(f, self.config.c)
 
     def log_likelihood(self, x, z) -> Tensor:
-        """ln p(x|z) per image, (B,) nats."""
-        return self.likelihood(self.decode(z)).log_prob(x).sum(axis=(1, 2, 3))
+        """ln p(x_i|z) of every pixel, (B, 1, 28, 28): given z the pixels are independent."""
+        return self.likelihood(self.decode(z)).log_prob(x)
 
     def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
         """−ELBO in nats per image, and its two terms (latent.py: encode → sample z → ln p(x|z)
         → KL)."""
         rec, kl = self.elbo(x, rng)
-        kl = kl.sum()  # KL(q(z|x) ‖ p(z)): closed form for N(0, I)
+        kl = kl.sum() / x.shape[0]  # KL(q(z|x) ‖ p(z)), batch mean: closed form for N(0, I)
         return rec + self.config.beta * kl, {"rec": rec.item(), "kl": kl.item()}
+
+    def log_joint(self, x, z) -> Tensor:
+        """ln p(x|z) + ln p(z) per image, (N,): the numerator of the importance weights (IWAE).
+        x: (N, 1, 28, 28), z: (N, latent)."""
+        z = as_tensor(z)
+        return self.log_likelihood(x, z).sum(axis=(1, 2, 3)) + self.prior.log_prob(z)
 
     # ------------------------------------------------------------ using it
     def mean_image(self, f: Tensor) -> np.ndarray:
