@@ -120,7 +120,8 @@ def minivae_pixelvae(args):
     from minivae.models.pixelvae import PixelVAE
     from minivae.train import fit
     x_train, _, x_test, _ = _load(args.data)
-    model = PixelVAE.gated(rng=np.random.default_rng(args.seed))
+    build = getattr(PixelVAE, "gated", PixelVAE)  # a checkout before PixelVAE.gated (--also)
+    model = build(rng=np.random.default_rng(args.seed))
     history = fit(model, optim.Adam(model.parameters(), lr=1e-3), x_train, x_test[:1000],
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=True,
                   on_step=model.schedule, log=lambda message: print(message, file=sys.stderr))
