@@ -75,8 +75,9 @@ def blocks(results: dict) -> dict[str, str]:
     times = (f"Run times with the defaults, measured by `tools/readme_numbers.py` on "
              f"{results['date']} ({results['cores']} cores, load average {results['load']} "
              f"before the first run, the examples one after another; "
-             f"wall seconds from start to the last figure, Numba's compilation included, as each "
-             f"example prints them at its end):\n\n"
+             f"wall seconds from start to the last figure, as each example prints them at its "
+             f"end; Numba's kernels were already compiled and cached, and compiling them adds a "
+             f"few seconds to an example's first run in a fresh clone):\n\n"
              f"| command | its run folder | seconds |\n| --- | --- | --- |\n{rows}")
     return {"main-example": main, "run-times": times}
 
