@@ -7,6 +7,7 @@ same equation; tests/test_doors.py proves the two equal. What only this door nee
     dense.py, conv.py, im2col.py, logistic.py, gate.py, optim.py   the Numba kernels
     threads.py   the worker threads (started on first use) and OpenBLAS held to one thread
     fpenv.py     subnormal floats flushed to zero, set inside each call below and put back after
+    memory.py    freed buffers kept for the next step (glibc's mallopt), set when this door opens
 
 Activations cross the interface by name ('relu', ...); dense.ACTIVATIONS gives the kernels' codes.
 """
@@ -14,6 +15,9 @@ import numpy as np
 
 from minivae.kernels.fast import conv, dense, gate, logistic, optim, threads
 from minivae.kernels.fast.fpenv import flush_subnormals
+from minivae.kernels.fast.memory import keep_freed_memory
+
+keep_freed_memory()  # the steps' arrays reuse the last step's pages (memory.py)
 
 set_num_threads, get_num_threads = threads.set_num_threads, threads.get_num_threads
 matmul = flush_subnormals(threads.matmul)  # a @ b, blocks of rows shared out among the workers
