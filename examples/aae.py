@@ -33,6 +33,8 @@ from minivae.train import fit, linear_decay
 MMD_ESTIMATOR = ("biased (V-statistic) squared MMD, RBF kernel, bandwidth = median pairwise "
                  "distance of a separate prior sample of the same size")
 
+RUN_NAME = "aae"  # runs/aae, and a part for each flag away from its default (cli.run_name)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,7 +62,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     parser = make_parser()
-    args = cli.parse_run(parser, "aae", argv, skip=("vae_epochs",))
+    args = cli.parse_run(parser, RUN_NAME, argv, skip=("vae_epochs",))
     chosen = list(samplers.NAMES) if args.prior == "all" else [args.prior]
     for name in chosen:  # refuse a prior that does not fit before training anything
         try:

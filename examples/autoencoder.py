@@ -19,6 +19,8 @@ from minivae.metrics import encode_all
 from minivae.models.ae import AE
 from minivae.train import fit
 
+RUN_NAME = "ae"  # runs/ae, and a part for each flag away from its default (cli.run_name)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,7 +37,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     parser = make_parser()
-    args = cli.parse_run(parser, "ae", argv)
+    args = cli.parse_run(parser, RUN_NAME, argv)
     with cli.session(args):
         run(args)
 

@@ -22,6 +22,8 @@ from minivae.files import write_json
 from minivae.models.pca import PCA, LinearAutoencoder, largest_principal_angle
 from minivae.train import fit
 
+RUN_NAME = "pca"  # runs/pca, and a part for each flag away from its default (cli.run_name)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,7 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     parser = make_parser()
-    args = cli.parse_run(parser, "pca", argv, skip=("batch_size",))
+    args = cli.parse_run(parser, RUN_NAME, argv, skip=("batch_size",))
     with cli.session(args):
         run(args)
 

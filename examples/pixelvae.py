@@ -27,6 +27,8 @@ from minivae.metrics import bits_per_dim, iwae_report, posterior_stats, prior_mm
 from minivae.models.pixelvae import PixelVAE
 from minivae.train import fit
 
+RUN_NAME = "pixelvae"  # runs/pixelvae, and a part for each flag away from its default (cli.run_name)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,7 +61,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     parser = make_parser()
-    args = cli.parse_run(parser, "pixelvae", argv, check=contradictions)
+    args = cli.parse_run(parser, RUN_NAME, argv, check=contradictions)
     with cli.session(args):
         run(args)
 

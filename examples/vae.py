@@ -23,6 +23,8 @@ from minivae.metrics import bits_per_dim, encode_all, iwae_report, posterior_sta
 from minivae.models.vae import VAE
 from minivae.train import fit
 
+RUN_NAME = "vae"  # runs/vae, and a part for each flag away from its default (cli.run_name)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,7 +48,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     parser = make_parser()
-    args = cli.parse_run(parser, "vae", argv, check=contradictions)
+    args = cli.parse_run(parser, RUN_NAME, argv, check=contradictions)
     with cli.session(args):
         run(args)
 

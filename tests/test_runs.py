@@ -197,8 +197,8 @@ def load_example(script: str):
     return module
 
 
-BASES = {"vae.py": "vae", "pixelvae.py": "pixelvae", "autoencoder.py": "ae", "aae.py": "aae",
-         "pca.py": "pca"}
+BASES = {script: load_example(script).RUN_NAME
+         for script in ("vae.py", "pixelvae.py", "autoencoder.py", "aae.py", "pca.py")}
 
 
 def readme_runs() -> list[tuple[str, list[str]]]:
