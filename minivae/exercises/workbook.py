@@ -59,10 +59,11 @@ def start(dest: pathlib.Path, names: list[str]) -> None:
 
 
 def run_tests(root: pathlib.Path, node_ids: list[str]) -> dict[str, str]:
-    """Run the tests under `root` through the numpy door: node id -> '' when it passed (or
-    skipped), else the first line of why it failed. A node id whose file did not collect, or
+    """Run the tests under `root` through the numpy door, Hypothesis not shrinking a failure
+    (tests/conftest.py's 'verdict' profile): node id -> '' when it passed (or skipped), else the
+    first line of why it failed. A node id whose file did not collect, or
     that matched no test, maps to why."""
-    env = dict(os.environ, MINIVAE_BACKEND="numpy", MPLBACKEND="Agg",
+    env = dict(os.environ, MINIVAE_BACKEND="numpy", MPLBACKEND="Agg", HYPOTHESIS_PROFILE="verdict",
                PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     with tempfile.TemporaryDirectory() as tmp:
         report = pathlib.Path(tmp) / "report.xml"
