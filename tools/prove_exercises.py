@@ -8,7 +8,8 @@ In a fresh learner's copy of this checkout (the files git tracks), through the n
   for each exercise, in order:
   1. blanked as `start` blanks it, each of its grading tests fails and the verdict names each
      property as failing, while every canary it does not declare as a dependent passes;
-  2. restored, its files are byte for byte as in step 0 (which proved them passing);
+  2. restored, its files are byte for byte as in step 0 (and at the end, every exercise
+     restored, the selected tests pass again);
   3. with its seeded wrong answer (the registry's text replacement, which must fall inside its
      regions), at least one grading test fails; the verdict shows which.
 
@@ -90,14 +91,18 @@ def main(names: list[str]) -> int:
             problems[exercise.name] = prove(root, exercise)
             print(f"   {'proven' if not problems[exercise.name] else 'NOT PROVEN'} "
                   f"({time.perf_counter() - t:.0f} s)")
+        again = workbook.run_tests(root, list(results))
+    broken = {n: why for n, why in again.items() if why}
+    print(f"prove: every exercise restored, {len(again) - len(broken)} of {len(again)} pass again")
+    for node_id, why in broken.items():
+        print(f"  {node_id}: {why}")
     for name, found in problems.items():
         for problem in found:
             print(f"prove: {name}: {problem}")
     bad = [n for n, found in problems.items() if found]
     print(f"prove: {len(chosen) - len(bad)} of {len(chosen)} exercises proven "
           f"in {time.perf_counter() - began:.0f} s")
-    return 1 if bad else 0
-
+    return 1 if bad or broken else 0
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
