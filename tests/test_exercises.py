@@ -125,11 +125,14 @@ def test_start_writes_a_copy_whose_list_and_check_see_the_blank(tmp_path):
 
 def test_copy_without_git_skips_runs_caches_and_build_leftovers(tmp_path):
     source = tmp_path / "project"
+    (source / "tests").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="not a clone"):  # an installed minivae, say
+        workbook.copy_project(tmp_path / "copy", source)
     for name in ["minivae/a.py", "runs/vae/checkpoint.npz", "minivae/__pycache__/a.pyc",
-                 "minivae.egg-info/PKG-INFO", "tests/test_a.py"]:
+                 "minivae.egg-info/PKG-INFO", "tests/test_a.py", "setup.cfg"]:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text("x")
     workbook.copy_project(tmp_path / "copy", source)
     copied = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*")
                     if p.is_file())
-    assert copied == ["minivae/a.py", "tests/test_a.py"]
+    assert copied == ["minivae/a.py", "setup.cfg", "tests/test_a.py"]

@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         names = args.only or list(BY_NAME)
         try:
             workbook.start(args.dir, names)
-        except FileExistsError as error:
+        except (FileExistsError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
         print(f"{len(names)} exercise(s) blanked in {args.dir}. Next:\n"
-              f"  cd {args.dir} && pip install -e .     (or: export PYTHONPATH=$PWD)\n"
+              f"  cd {args.dir} && export PYTHONPATH=$PWD     (or pip install -e . in a fresh venv)\n"
               f"  python -m minivae.exercises list\n"
               f"  python -m minivae.exercises check {names[0]}\n"
               f"The path and what each teaches: docs/exercises.md")

@@ -26,6 +26,9 @@ SKIPPED = shutil.ignore_patterns(".git", "runs", "__pycache__", "*.egg-info", ".
 def copy_project(dest: pathlib.Path, root: pathlib.Path = ROOT) -> None:
     """The project's files into `dest`, which must not exist or be empty: those git tracks, and
     new ones it does not ignore."""
+    if not ((root / "setup.cfg").is_file() and (root / "tests").is_dir()):
+        raise FileNotFoundError(f"{root} is not a clone of minivae's repository (an installed "
+                                f"minivae has no tests to grade with): run this from a clone")
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} is not empty: choose a new folder for the copy")
     listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
