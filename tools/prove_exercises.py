@@ -7,7 +7,8 @@ In a fresh learner's copy of this checkout (the files git tracks), through the n
      the canaries (registry.CANARIES);
   for each exercise, in order:
   1. blanked as `start` blanks it, each of its grading tests fails and the verdict names each
-     property as failing, while every canary it does not declare as a dependent passes;
+     property as failing, while every canary it does not declare as a dependent passes (and each
+     declared dependent fails);
   2. restored, its files are byte for byte as in step 0 (and at the end, every exercise
      restored, the selected tests pass again);
   3. with its seeded wrong answer (the registry's text replacement, which must fall inside its
@@ -52,6 +53,9 @@ def prove(root: pathlib.Path, exercise: Exercise) -> list[str]:
     for node_id in CANARIES:
         if node_id not in exercise.dependents and node_id not in grading and results[node_id]:
             problems.append(f"blank: {node_id}, not declared a dependent, failed: {results[node_id]}")
+    for node_id in exercise.dependents:
+        if not results[node_id]:
+            problems.append(f"blank: {node_id}, declared a dependent, passed")
 
     for name, data in originals.items():
         (root / name).write_bytes(data)
