@@ -735,6 +735,12 @@ else:
 # %% [markdown]
 # That is the whole house, bottom to top. Each floor has its tests in `tests/`, its derivations
 # in `docs/derivations.md`, and its examples in `examples/`.
+#
+# Next, write it yourself: `docs/exercises.md` is a path of exercises through the same floors (the
+# backward rules, the topological sort, Adam, im2col, PCA, the reparameterised sample, the KL, the
+# ELBO and IWAE, the AAE's losses, the PixelCNN's masks and sampler, the learned priors), each a
+# region of the real source that `python -m minivae.exercises start DIR` blanks in a copy, and
+# each graded by the tests that prove its properties: `python -m minivae.exercises check NAME`.
 
 # %%
 print(f"the tour took {time.perf_counter() - START:.0f} s; figures in {OUT}")

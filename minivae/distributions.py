@@ -37,7 +37,9 @@ def kl_normal_standard(mu: np.ndarray, log_var: np.ndarray) -> np.ndarray:
     """Per-dimension KL(N(mu, e^log_var) ‖ N(0, 1)) = ½(mu² + σ² − ln σ² − 1), shape of mu.
     Written ½(mu² + expm1(log_var) − log_var): never negative from rounding, exact 0 at (0, 0)."""
     mu, log_var = np.asarray(mu), np.asarray(log_var)
+    # exercise kl-closed-form: KL(N(mu, sigma^2) || N(0, 1)) per dimension
     return 0.5 * (mu * mu + (np.expm1(log_var) - log_var))
+    # end exercise
 
 
 def kl_normal(mu1: np.ndarray, log_var1: np.ndarray,
@@ -65,18 +67,22 @@ class Reparameterize(Function):
 
     @staticmethod
     def forward(ctx, mu, log_var, eps=None):
+        # exercise reparameterize: z = mu + sigma * eps
         sigma = np.exp(0.5 * log_var)
         ctx.save_for_backward(sigma, eps)
         ctx.shapes = mu.shape, log_var.shape
         return mu + sigma * eps  # (*sample_shape, *batch_shape)
+        # end exercise
 
     @staticmethod
     def backward(ctx, z_bar):
+        # exercise reparameterize: mu_bar and log_var_bar, derived by hand
         sigma, eps = ctx.saved
         mu_shape, log_var_shape = ctx.shapes
         mu_bar = unbroadcast(z_bar, mu_shape)  # summed over the sample axes
         log_var_bar = unbroadcast(0.5 * z_bar * sigma * eps, log_var_shape)
         return mu_bar, log_var_bar
+        # end exercise
 
 
 class KLStandardNormal(Function):
@@ -90,9 +96,11 @@ class KLStandardNormal(Function):
     @staticmethod
     def backward(ctx, kl_bar):
         mu, log_var = ctx.saved
+        # exercise kl-closed-form: its gradient, derived by hand
         mu_bar = unbroadcast(kl_bar * mu, mu.shape)
         log_var_bar = unbroadcast(0.5 * kl_bar * np.expm1(log_var), log_var.shape)  # σ² − 1
         return mu_bar, log_var_bar
+        # end exercise
 
 
 class KLNormal(Function):
@@ -235,9 +243,11 @@ class MixtureOfNormals:
     def log_prob(self, z) -> Tensor:
         """ln p(z) = logsumexp_k [ln π_k + Σ_j ln N(z_j | m_kj, σ²_kj)]; z (..., d) -> (...,)."""
         z = as_tensor(z, self.means.dtype)
+        # exercise mixture-log-prob: ln sum_k pi_k N(z | m_k, sigma_k^2), stably
         z = z.reshape(*z.shape[:-1], 1, z.shape[-1])  # (..., 1, d) against (K, d)
         log_pz_k = Normal(self.means, self.log_vars).log_prob(z).sum(axis=-1)  # (..., K)
         return F.logsumexp(F.log_softmax(self.logits) + log_pz_k, axis=-1)  # (...,)
+        # end exercise
 
     def sample(self, n: int, rng: np.random.Generator) -> Tensor:
         """n draws: a component k ~ π, then z = means_k + σ_k·eps (differentiable in the means

@@ -77,10 +77,12 @@ class Mul(Function):
 
     @staticmethod
     def backward(ctx, y_bar):
+        # exercise backward-rules: the product rule, each cotangent in its input's shape
         a, b = ctx.saved
         a_bar = unbroadcast(y_bar * b, a.shape) if ctx.needs_input_grad[0] else None
         b_bar = unbroadcast(y_bar * a, b.shape) if ctx.needs_input_grad[1] else None
         return a_bar, b_bar
+        # end exercise
 
 
 class Div(Function):
@@ -184,10 +186,12 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, y_bar):
+        # exercise backward-rules: the matrix product's rule, batch axes folded back
         a, b = ctx.saved
         a_bar = unbroadcast(kernels.matmul(y_bar, b.swapaxes(-1, -2)), a.shape) if ctx.needs_input_grad[0] else None
         b_bar = unbroadcast(kernels.matmul(a.swapaxes(-1, -2), y_bar), b.shape) if ctx.needs_input_grad[1] else None
         return a_bar, b_bar
+        # end exercise
 
 
 # ---------------------------------------------------------------- reductions
@@ -580,14 +584,18 @@ class ShiftDown(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.zeros_like(x)
+        # exercise pixelcnn-masks: shift every row down by one
         y[..., 1:, :] = x[..., :-1, :]
         return y
+        # end exercise
 
     @staticmethod
     def backward(ctx, y_bar):
         x_bar = np.zeros_like(y_bar)
+        # exercise pixelcnn-masks: and its adjoint
         x_bar[..., :-1, :] = y_bar[..., 1:, :]
         return x_bar
+        # end exercise
 
 
 class GatedTanh(Function):

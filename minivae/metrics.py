@@ -54,6 +54,7 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
             shape = np.broadcast_shapes(mu.shape, sigma.shape)  # (B, d)
             dtype = np.result_type(mu, sigma)
             eps = rng.standard_normal((shape[0], k, shape[1]), dtype=dtype)  # (B, k, d)
+            # exercise iwae: ln (1/k) sum_i p(x, z_i) / q(z_i | x)
             log_w = []
             for done in range(0, k, chunk):
                 n = min(chunk, k - done)
@@ -64,6 +65,7 @@ def iwae_nll(model, x: np.ndarray, k: int, rng: np.random.Generator, batch_size:
                 log_w.append(log_pxz.reshape(n, len(xb)) - log_qz)
             log_w = np.concatenate(log_w)  # (k, B): ln p(x, z_i) − ln q(z_i|x)
             log_px = F.logsumexp(Tensor(log_w.astype(np.float64)), axis=0).data - math.log(k)
+            # end exercise
             total -= float(log_px.sum())
             bar.update(len(xb))
     bar.close()

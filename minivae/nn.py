@@ -225,6 +225,7 @@ def pixelcnn_mask(k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
     if k < 1 or k % 2 == 0:
         raise ValueError(f"a PixelCNN mask needs an odd kernel size to have a centre, got {k}")
     centre = k // 2
+    # exercise pixelcnn-masks: the taps each mask keeps
     mask = np.zeros((k, k), dtype)
     if mask_type == "V":
         mask[:centre + 1, :] = 1
@@ -233,6 +234,7 @@ def pixelcnn_mask(k: int, mask_type: str, dtype=np.float32) -> np.ndarray:
         mask[:centre, :] = 1  # every row above
     mask[centre, :centre + mask_type.endswith("B")] = 1  # left of the centre, and the centre for B
     return mask
+    # end exercise
 
 
 class MaskedConv2d(Conv2d):

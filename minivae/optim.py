@@ -116,10 +116,12 @@ class Adam(Optimizer):
             kernels.adam_update(arrays, lr, beta1, beta2, eps, t)
             return
         for p, g, m, v in arrays:  # in place, in p's dtype
+            # exercise adam: the moments, their bias correction, the step
             m[...] = beta1 * m + (1 - beta1) * g
             v[...] = beta2 * v + (1 - beta2) * g * g
             m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
             p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+            # end exercise
 
 
 class Optimizers:

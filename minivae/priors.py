@@ -136,9 +136,11 @@ class VampPrior(_Mixture):
             self.latent_dim = self.encode(self.pseudo_inputs[:1]).mu.shape[-1]
 
     def mixture(self) -> MixtureOfNormals:
+        # exercise vamp-prior: the encoder at the pseudo-inputs, equal weights
         q = self.encode(self.pseudo_inputs)  # q(z | u_k): mu, log_var (K, d)
         K = len(self.pseudo_inputs.data)
         return MixtureOfNormals(np.zeros(K, self.pseudo_inputs.dtype), q.mu, q.log_var)
+        # end exercise
 
     def extra_repr(self) -> str:
         return f"components={len(self.pseudo_inputs.data)}, latent_dim={self.latent_dim}"

@@ -38,12 +38,14 @@ def is_grad_enabled() -> bool:
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` over the axes that broadcasting added or stretched, so it has `shape` again."""
+    # exercise unbroadcast: fold grad back to `shape`
     while grad.ndim > len(shape):  # leading axes that broadcasting prepended
         grad = grad.sum(axis=0)
     for axis, size in enumerate(shape):  # size-1 axes that broadcasting stretched
         if size == 1 and grad.shape[axis] != 1:
             grad = grad.sum(axis=axis, keepdims=True)
     return grad
+    # end exercise
 
 
 class Context:
@@ -236,6 +238,7 @@ def topological_order(root: Tensor) -> list:
     """Every node that `root` was computed from through graph_inputs, each after all of its
     inputs, so that the reversed list visits every node before those it depends on. An iterative
     depth-first search: a deep graph cannot overflow Python's stack."""
+    # exercise topological-sort: every node after its inputs, without recursion
     order, visited, stack = [], set(), [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
@@ -246,6 +249,7 @@ def topological_order(root: Tensor) -> list:
             stack.append((node, True))
             stack.extend((x, False) for x in graph_inputs(node))
     return order
+    # end exercise
 
 
 # functional.py defines the ops on top of Tensor and Function, so it is imported after them.

@@ -2,7 +2,8 @@
 the tests run through, and `open_door`.
 
 'ci' (the default) derandomizes, so CI and every developer run the same examples; print_blob shows
-how to reproduce a failure. Set HYPOTHESIS_PROFILE=dev to explore new random examples locally.
+how to reproduce a failure. Set HYPOTHESIS_PROFILE=dev to explore new random examples locally;
+'verdict' is 'ci' without shrinking, for the exercises' verdicts.
 Each test sizes its own `max_examples`; the profiles only say how examples are drawn.
 
 The ops and models run through the fast door unless MINIVAE_BACKEND=numpy or `--backend numpy`
@@ -11,12 +12,16 @@ says otherwise: `python -m pytest --backend numpy tests/test_ops.py tests/test_v
 import os
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from minivae import kernels
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", derandomize=False, deadline=None, print_blob=True)
+# The exercises' verdicts (minivae.exercises check, tools/prove_exercises.py) ask only whether a
+# test fails: no shrinking.
+settings.register_profile("verdict", derandomize=True, deadline=None, print_blob=True,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -160,6 +160,7 @@ class AAE(nn.Module):
     def disc_loss(self, z, z_prior, labels=None) -> tuple[Tensor, float]:
         """L_D = mean BCE of Disc on [z_prior, z] against targets [1, 0], and its accuracy.
         z (codes) and z_prior (prior samples): (B, latent) each, no gradient to the codes."""
+        # exercise aae-phases: the discriminator's loss
         z, z_prior = as_tensor(z).detach(), as_tensor(z_prior).detach()
         both = F.concatenate([z_prior, z], axis=0)  # (2B, latent): one pass through D
         labels = None if labels is None else np.concatenate([labels, labels])
@@ -168,11 +169,14 @@ class AAE(nn.Module):
         loss = F.binary_cross_entropy_with_logits(logits, target)  # mean over 2B
         accuracy = float(np.mean((logits.data > 0) == (target > 0)))
         return loss, accuracy
+        # end exercise
 
     def gen_loss(self, z, labels=None) -> Tensor:
         """L_G = mean −ln D(z) = mean BCE of Disc(z) against target 1 (non-saturating)."""
+        # exercise aae-phases: the generator's loss
         logits = self.discriminate(z, labels)  # (B,)
         return F.binary_cross_entropy_with_logits(logits, np.ones(logits.shape, logits.dtype))
+        # end exercise
 
     # ------------------------------------------------------------ one training step
     def reconstruction_phase(self, x: Tensor, optimizer: optim.Optimizer) -> float:

@@ -43,8 +43,10 @@ class LatentVariableModel(nn.Module):
         (B, groups): (B, latent), one per dimension, in closed form for N(0, I); (B, 1) for a
         learned prior, whose KL is the one-sample estimate ln q(z|x) − ln p(z) at the same z."""
         B = x.shape[0]
+        # exercise elbo: encode, sample z, the two terms
         q = self.encode(x)  # q(z|x)
         z = q.rsample(rng)  # z = mu + σ·eps, (B, latent)
         rec = -self.log_likelihood(x, z).sum() / B  # E_q[−ln p(x|z)], one sample per image
         kl = self.prior.kl(q, z)  # KL(q(z|x) ‖ p(z)), (B, groups)
         return rec, kl
+        # end exercise

@@ -95,11 +95,13 @@ class PCA:
         X = X.astype(np.float64)                    # the covariance in float64, whatever X's dtype
         m = X.mean(axis=0)                          # (D,)
         X_bar = X - m                               # (N, D)
+        # exercise pca: the covariance, its eigendecomposition, the k leading directions
         C = X_bar.T @ X_bar / N                     # (D, D), normalised by N (see the docstring)
         eigenvalues, eigenvectors = np.linalg.eigh(C)  # ascending; eigenvectors in the columns
         order = np.argsort(eigenvalues)[::-1]       # descending
         eigenvalues = np.clip(eigenvalues[order], 0.0, None)  # C is PSD; clip −1e-17 round-off
         W = eigenvectors[:, order[:k]].T            # (k, D)
+        # end exercise
 
         # Sign convention: the largest-magnitude entry of each component is positive.
         largest = np.argmax(np.abs(W), axis=1)      # (k,)

@@ -290,6 +290,7 @@ class _LayerCache:
     def vertical_row(self, r: int, after: "_LayerCache | None") -> None:
         """Before row r is sampled: the link into row r, from the vertical stack's row r − 1 (all
         pixels of rows < r are known now); and v_l's row r − 1 into the next layer's input."""
+        # exercise cached-sampler: the vertical stack's row r - 1, once, into the caches
         if r == 0:  # shift_down put a row of zeros on top: the link sees only its bias
             zeros = np.zeros((len(self.v_in), self.link.shape[1], self.W), self.link.dtype)
             self.link[:, :, 0] = _pointwise(self.layer.link, zeros)
@@ -299,6 +300,7 @@ class _LayerCache:
         if after is not None:
             v_out = _gate(v_pre + self.cond_v[:, :, None])  # (n, C, W)
             after.v_in[:, :, r - 1 + after.p, after.p:after.p + self.W] = v_out
+        # end exercise
 
     def horizontal_pixel(self, r: int, c: int, after: "_LayerCache | None") -> np.ndarray:
         """h_l at pixel (r, c), (n, C), also written into the next layer's input."""

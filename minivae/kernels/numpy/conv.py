@@ -27,12 +27,14 @@ def im2col(x, kH, kW, stride, padding):
     B, C, H, W = x.shape
     H_out, W_out = _sizes(H, W, kH, kW, stride, padding)
     x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    # exercise im2col: one column per output pixel
     cols = np.empty((C, kH, kW, B, H_out, W_out), x.dtype)
     for i in range(kH):
         for j in range(kW):  # kernel offset (i, j) reads one strided window of every image
             window = x_pad[:, :, i:i + stride * H_out:stride, j:j + stride * W_out:stride]
             cols[:, i, j] = window.transpose(1, 0, 2, 3)  # (C, B, H_out, W_out)
     return cols.reshape(C * kH * kW, B * H_out * W_out)
+    # end exercise
 
 
 def col2im(cols, x_shape, kH, kW, stride, padding):

@@ -65,17 +65,23 @@ def sigmoid(x):
 def bce_with_logits(l, t):
     """(bce, σ(l)):  bce = −[t ln σ(l) + (1 − t) ln(1 − σ(l))] = max(l, 0) − l·t + ln(1 + e^(−|l|))
     for logits l and targets t."""
+    # exercise bernoulli-from-logits: -ln p(t | logits), finite for any logit
     return np.maximum(l, 0) - l * t + np.log1p(np.exp(-np.abs(l))), sigmoid(l)
+    # end exercise
 
 
 def gated_tanh(x):
     """(y, t, s) = (tanh a · σ b, tanh a, σ b) for x = (a ‖ b) on axis 1: (B, 2C, ...) -> (B, C,
     ...) each."""
+    # exercise gated-activation: tanh(a) * sigmoid(b)
     a, b = np.split(x, 2, axis=1)
     t, s = np.tanh(a), sigmoid(b)
     return t * s, t, s
+    # end exercise
 
 
 def gated_tanh_backward(y_bar, t, s):
     """x_bar = (y_bar · s · (1 − t²) ‖ y_bar · t · s · (1 − s)) on axis 1."""
+    # exercise gated-activation: its gradient in t and s
     return np.concatenate([y_bar * s * (1 - t * t), y_bar * t * s * (1 - s)], axis=1)
+    # end exercise
