@@ -21,9 +21,8 @@ import sys
 import time
 
 from minivae import priors
-from minivae.checkpoint import read_state
 from minivae.files import check_writable
-from minivae.train import check_run_folder
+from minivae.train import check_run_folder, epochs_saved
 
 
 def int_at_least(minimum: int):
@@ -187,18 +186,17 @@ def _kept(out: str, argv: list[str], started: float) -> str:
     """What an interrupted run leaves, and the command that continues it."""
     path = os.path.join(out, "checkpoint.npz")
     try:
-        state = read_state(path)
+        done, planned = epochs_saved(path)
     except (OSError, ValueError):
         return f"no epoch was saved in {out}; run the same command to start again"
     if os.path.getmtime(path) < started:  # --overwrite, and no epoch of this run ended
         return (f"no epoch of this run was saved; {out} holds the earlier run's checkpoint, as "
                 f"it was")
-    done, planned = len(state.get("history") or []), (state.get("settings") or {}).get("epochs")
     if planned is None:  # fitted in closed form: nothing to resume
         return f"{out} holds the finished run's checkpoint"
     command = shlex.join(["python", *[a for a in argv if a not in ("--resume", "--overwrite")],
                           "--resume"])
-    what = "resume it" if planned is None or done < planned else "evaluate it again"
+    what = "resume it" if done < planned else "evaluate it again"
     return (f"{out} keeps the checkpoint of epoch {done} of {planned}; {what} with:\n"
             f"  {command}")
 

@@ -103,13 +103,19 @@ def check_run_folder(out: str, resume: bool, overwrite: bool = False,
     return checkpoint
 
 
+def epochs_saved(checkpoint: str) -> tuple[int, int | None]:
+    """(epochs done, epochs planned) of the run a checkpoint saved; planned is None for a model
+    fitted in closed form (PCA). CheckpointError or OSError if it cannot be read."""
+    state = read_state(checkpoint)
+    return len(state.get("history") or []), (state.get("settings") or {}).get("epochs")
+
+
 def _describe_run(checkpoint: str) -> str:
     """'a finished run of 30 epochs' or 'an interrupted run, 12 of 30 epochs done'."""
     try:
-        state = read_state(checkpoint)
+        done, planned = epochs_saved(checkpoint)
     except (CheckpointError, OSError):
         return f"a checkpoint that cannot be read ({checkpoint})"
-    done, planned = len(state.get("history") or []), (state.get("settings") or {}).get("epochs")
     if planned is None:
         return "a finished run"  # a model fitted in closed form (PCA)
     if done >= planned:

@@ -44,8 +44,8 @@ def run_all() -> dict:
         result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", argv[0]),
                                  *argv[1:]], cwd=scratch, env=env, capture_output=True,
                                 text=True, check=True)
-        seconds = float(re.search(r"^done in (\d+) s; .* (\S+)$", result.stdout, re.M).group(1))
-        folder = re.search(r"^done in \d+ s; .* (\S+)$", result.stdout, re.M).group(1)
+        done = re.search(r"^done in (\d+) s; .* (\S+)$", result.stdout, re.M)
+        seconds, folder = float(done.group(1)), done.group(2)
         runs.append({"command": "python examples/" + " ".join(argv), "seconds": seconds,
                      "folder": folder})
         print(f"  {seconds:.0f} s -> {folder}", flush=True)
