@@ -21,7 +21,7 @@ from minivae import cli, data, optim, viz
 from minivae.files import write_json
 from minivae.metrics import bits_per_dim, encode_all, iwae_report, posterior_stats, prior_mmd
 from minivae.models.vae import VAE
-from minivae.train import fit
+from minivae.train import best_epoch, fit
 
 RUN_NAME = "vae"  # runs/vae, and a part for each flag away from its default (cli.run_name)
 
@@ -40,6 +40,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--beta", type=cli.non_negative_float, default=1.0,
                         help="weight of the KL term")
     cli.add_prior_flags(parser)
+    cli.add_validation_flag(parser, images=0)
     parser.add_argument("--binarize", action="store_true", help="dynamic binarisation")
     cli.add_iwae_flags(parser)
     cli.add_run_flags(parser)
@@ -63,8 +64,10 @@ def contradictions(args) -> str:
 def run(args):
     out = args.out
     (x_train, y_train), (x_test, y_test) = data.load(args.data)
-    x_train, x_test = data.to_float(x_train), data.to_float(x_test)  # (N, 1, 28, 28) in [0, 1]
-    print(f"{args.data}: {len(x_train)} training and {len(x_test)} test images")
+    (x_train, y_train), (x_valid, _) = data.hold_out(x_train, y_train, args.validation)
+    x_train, x_valid, x_test = map(data.to_float, (x_train, x_valid, x_test))  # (N, 1, 28, 28)
+    held = f", {len(x_valid)} validation" if args.validation else ""
+    print(f"{args.data}: {len(x_train)} training{held} and {len(x_test)} test images")
 
     rng = np.random.default_rng(args.seed)
     build = VAE.conv if args.conv else VAE.mlp
@@ -76,17 +79,18 @@ def run(args):
     history = fit(model, optimizer, x_train, x_test, epochs=args.epochs,
                   batch_size=args.batch_size, seed=args.seed, out=out, resume=args.resume,
                   overwrite=args.overwrite, binarize=args.binarize,
-                  settings={"dataset": args.data})
+                  x_valid=x_valid if args.validation else None, settings={"dataset": args.data})
     if args.binarize:  # evaluate on the same fixed binarisation the loop used
         x_test = data.binarize(x_test, np.random.default_rng([args.seed, 1]))
 
     evaluation_start = time.perf_counter()
-    last = history[-1]
+    last = best_epoch(history)  # the model fit kept: the best on validation, or the last epoch
     metrics = {"data": args.data, "model": "conv-vae" if args.conv else "mlp-vae",
                "latent_dim": args.latent_dim, "likelihood": args.likelihood,
                "prior": args.prior, "prior_components": args.prior_components,
                "test_loss": last["test_loss"], "test_rec": last["test_rec"],
-               "test_kl": last["test_kl"], "epochs": len(history),
+               "test_kl": last["test_kl"], "epoch": last["epoch"], "epochs": len(history),
+               "validation": args.validation, "valid_loss": last.get("valid_loss"),
                "seconds_per_epoch": float(np.mean([h["seconds"] for h in history]))}
     metrics.update(iwae_report(model, x_test, args.iwae_k, args.iwae_k_large, args.iwae_images))
     nll = metrics.get("iwae_nll", last["test_loss"])  # -ln p(x), or its bound without IWAE

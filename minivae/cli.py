@@ -201,6 +201,14 @@ def _kept(out: str, argv: list[str], started: float) -> str:
             f"  {command}")
 
 
+def add_validation_flag(parser: argparse.ArgumentParser, images: int) -> None:
+    """--validation: training images held out to choose the epoch by (train.fit's x_valid)."""
+    parser.add_argument("--validation", type=non_negative_int, default=images,
+                        help="the last N training images held out; the epoch with the lowest "
+                             "validation loss is kept and its test numbers reported (0 = none: "
+                             "the last epoch)")
+
+
 def add_prior_flags(parser: argparse.ArgumentParser) -> None:
     """--prior and --prior-components, for the examples whose model takes a learned p(z)."""
     parser.add_argument("--prior", default="standard", choices=priors.PRIORS,

@@ -149,6 +149,16 @@ def binarize(x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarra
     return (rng.random(p.shape, dtype=np.float64) < p).astype(p.dtype)
 
 
+def hold_out(x: np.ndarray, y: np.ndarray, n: int) -> tuple[Split, Split]:
+    """(x, y) split into the training part and the last n items, held out for validation (to
+    choose an epoch or a setting by; the test set chooses nothing). n = 0 holds out nothing."""
+    if not 0 <= n < len(x):
+        raise ValueError(f"cannot hold out {n} of {len(x)} training images for validation: "
+                         f"give 0 to {len(x) - 1}")
+    cut = len(x) - n
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
 def batches(x: np.ndarray | tuple[np.ndarray, ...], batch_size: int,
             rng: np.random.Generator | None = None,
             drop_last: bool = False) -> Iterator[np.ndarray | tuple[np.ndarray, ...]]:

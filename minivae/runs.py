@@ -3,6 +3,7 @@
     runs/vae-conv-vamp-k50/          one run: the folder's name says the settings that differ
         checkpoint.npz               train.fit's: parameters, optimiser, and in state.json the
                                      run's settings (the model's class and its whole config)
+        best.npz                     with a validation set: the best epoch's parameters
         history.json, metrics.json, *.png
 
     model = minivae.load_run("runs/vae-conv-vamp-k50")     # the trained model, in eval mode
@@ -63,11 +64,13 @@ def read_settings(run_dir: str | os.PathLike) -> dict:
 
 def load_run(run_dir: str | os.PathLike, dtype=np.float32):
     """The model a run trained: rebuilt from the run's recorded settings, its parameters loaded
-    (cast to `dtype`), in eval mode. Works on a finished or an interrupted run (the last
-    checkpoint's parameters) and on the pretrained models' folders."""
+    (cast to `dtype`), in eval mode. Works on a finished or an interrupted run and on the
+    pretrained models' folders. The parameters are those the run reports: of its best epoch on
+    validation (best.npz) when it held out a validation set, else of its last checkpoint."""
     settings = read_settings(run_dir)
     model = MODELS[settings["model"]].from_config(settings["config"], dtype=dtype)
-    checkpoint.load(model, checkpoint_path(run_dir))
+    best = os.path.join(os.fspath(run_dir), "best.npz")
+    checkpoint.load(model, best if os.path.exists(best) else checkpoint_path(run_dir))
     if hasattr(model, "eval"):
         model.eval()
     return model

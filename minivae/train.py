@@ -29,7 +29,8 @@ import zlib
 import numpy as np
 
 from minivae import checks, data
-from minivae.checkpoint import CheckpointError, load_training, read_state, save_training
+from minivae.checkpoint import (CheckpointError, load, load_training, read_state, save_model,
+                                save_training)
 from minivae.files import STALE, TEMP_PREFIX, FolderLock, check_writable, strict_json, sweep, write_json
 from minivae.optim import Optimizers
 from minivae.progress import Progress
@@ -49,7 +50,8 @@ def evaluate(model, x: np.ndarray, rng: np.random.Generator, batch_size: int = 5
     return {name: total / len(x) for name, total in totals.items()}
 
 
-def run_settings(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, **settings) -> dict:
+def run_settings(model, optimizer, x_train: np.ndarray, x_test: np.ndarray,
+                 x_valid: np.ndarray | None = None, **settings) -> dict:
     """What fixes a run's course: the model's kind and config, the optimiser's kind and
     hyperparameters, the data (shape and CRC-32) and `settings` (batch size, seed, epochs, ...).
     Every checkpoint records them, and a resumed run must bring the same (a change of epochs is
@@ -60,7 +62,8 @@ def run_settings(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, **se
               "optimizer": _describe_optimizer(optimizer),
               "data": {name: {"shape": list(x.shape), "dtype": str(x.dtype),
                               "crc32": zlib.crc32(np.ascontiguousarray(x).data)}
-                       for name, x in (("train", x_train), ("test", x_test)) if x is not None},
+                       for name, x in (("train", x_train), ("test", x_test), ("valid", x_valid))
+                       if x is not None},
               **settings}
     return json.loads(json.dumps(strict_json(record)[0]))  # as it reads back from the checkpoint
 
@@ -248,10 +251,17 @@ def linear_decay(optimizer, final: float, epochs: int):
 def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
         batch_size: int = 128, seed: int = 0, out: str | None = None, resume: bool = False,
         overwrite: bool = False, binarize: bool = False, y_train: np.ndarray | None = None,
-        y_test: np.ndarray | None = None, step=None, on_step=None, evaluation=None,
+        y_test: np.ndarray | None = None, x_valid: np.ndarray | None = None,
+        y_valid: np.ndarray | None = None, step=None, on_step=None, evaluation=None,
         settings: dict | None = None, log=print) -> list[dict]:
     """Train for `epochs` epochs; return the history, one dict per epoch: `train_<part>`, the
     epoch's mean of each number the steps returned, `test_<part>` of the evaluation's, `seconds`.
+
+    Model selection: with `x_valid` (images held out of the training set), every epoch is also
+    evaluated on them (`valid_<part>`), the parameters of the epoch with the lowest validation
+    loss so far are kept (in memory, and in `out/best.npz`), and at the end the model holds
+    those: its test numbers are that epoch's (`best_epoch(history)`). The test set chooses
+    nothing. Without `x_valid` the model is the last epoch's.
 
     x_train, x_test: float32 images in [0, 1] (or other items); y_train, y_test: their labels, cut
     into the same minibatches, for a model that needs them (the supervised AAE). With `binarize`,
@@ -280,16 +290,24 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
     batch_size = checks.integer(batch_size, "batch_size", "fit")
     seed = checks.integer(seed, "seed", "fit", minimum=0)
     x_train, x_test = checks.data(x_train, "x_train", "fit"), checks.data(x_test, "x_test", "fit")
-    if (y_train is None) != (y_test is None):
-        raise ValueError("fit: give both y_train and y_test, or neither")
+    if x_valid is not None:
+        x_valid = checks.data(x_valid, "x_valid", "fit")
+    if (y_train is None) != (y_test is None) or (x_valid is not None and
+                                                  (y_train is None) != (y_valid is None)):
+        raise ValueError("fit: give labels for every set (y_train, y_test and, with x_valid, "
+                         "y_valid), or for none")
     step = functools.partial(gradient_step, model) if step is None else step
     evaluation = (lambda x, y, rng: evaluate(model, x, rng)) if evaluation is None else evaluation
-    settings = run_settings(model, optimizer, x_train, x_test, batch_size=batch_size, seed=seed,
-                            binarize=bool(binarize), epochs=epochs, **(settings or {}))
+    settings = run_settings(model, optimizer, x_train, x_test, x_valid, batch_size=batch_size,
+                            seed=seed, binarize=bool(binarize), epochs=epochs, **(settings or {}))
     rng = np.random.default_rng(seed)
     if binarize:
         x_test = data.binarize(x_test, np.random.default_rng([seed, 1]))
+        if x_valid is not None:
+            x_valid = data.binarize(x_valid, np.random.default_rng([seed, 3]))
     checkpoint, history = open_run(out, resume, model, optimizer, rng, log, settings, overwrite)
+    best_path = os.path.join(out, "best.npz") if out else None
+    best_state = None  # the parameters of the best epoch on validation, once this run meets it
     try:  # the folder stays locked until the run ends, however it ends
         saved_epoch = len(history)  # of this run's last checkpoint (a resumed run's is its own)
         arrays = x_train if y_train is None else (x_train, np.asarray(y_train))
@@ -319,22 +337,57 @@ def fit(model, optimizer, x_train: np.ndarray, x_test: np.ndarray, *, epochs: in
                 progress.update(1, f"  {loss} {sums[loss] / seen:8.3f}")
             progress.close()
             seconds = time.perf_counter() - start
-            test = evaluation(x_test, y_test, np.random.default_rng([seed, 2, epoch]))
-            if _not_finite(test):
-                values = ", ".join(f"{name} {value}" for name, value in test.items())
-                raise stopped(f"test {_not_finite(test)} after epoch {epoch} ({values}); this "
-                              f"epoch is not saved", checkpoint, saved_epoch)
+            evaluated = {"test": evaluation(x_test, y_test, np.random.default_rng([seed, 2, epoch]))}
+            if x_valid is not None:
+                evaluated["valid"] = evaluation(x_valid, y_valid,
+                                                np.random.default_rng([seed, 3, epoch]))
+            for name, numbers in evaluated.items():
+                if _not_finite(numbers):
+                    values = ", ".join(f"{k} {value}" for k, value in numbers.items())
+                    raise stopped(f"{name} {_not_finite(numbers)} after epoch {epoch} ({values}); "
+                                  f"this epoch is not saved", checkpoint, saved_epoch)
             train = {name: total / seen for name, total in sums.items()}
             history.append({"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
-                            **{f"test_{k}": v for k, v in test.items()}, "seconds": seconds})
-            log(f"epoch {epoch:3d}  train {_summary(train)}  test {_summary(test)}  "
-                f"{seconds:.1f}s")
+                            **{f"{name}_{k}": v for name, numbers in evaluated.items()
+                               for k, v in numbers.items()}, "seconds": seconds})
+            log(f"epoch {epoch:3d}  train {_summary(train)}  " + "  ".join(
+                f"{name} {_summary(numbers)}" for name, numbers in evaluated.items())
+                + f"  {seconds:.1f}s")
+            if x_valid is not None and best_epoch(history)["epoch"] == epoch:
+                best_state = {k: v.copy() for k, v in model.state_dict().items()}
+                if best_path:
+                    save_model(best_path, model, {"settings": settings, "history": history})
             if checkpoint:
                 save_run(checkpoint, model, optimizer, rng, history, settings)
                 saved_epoch = epoch
+        if x_valid is not None:
+            keep_best(model, history, best_state, best_path, log)
     finally:
         close_run(out)
     return history
+
+
+def best_epoch(history: list[dict]) -> dict:
+    """The epoch (its history entry) with the lowest validation loss, the first of equals; the
+    last epoch when the run held out no validation set."""
+    if not history or "valid_loss" not in history[-1]:
+        return history[-1] if history else {}
+    return min(history, key=lambda h: h["valid_loss"])
+
+
+def keep_best(model, history: list[dict], best_state: dict | None, best_path: str | None,
+              log=print) -> None:
+    """Give the model the parameters of the best epoch on validation: those kept in memory if
+    this run met that epoch, else those in best.npz (a resumed run whose best came before)."""
+    best = best_epoch(history)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif best_path and os.path.exists(best_path):
+        load(model, best_path)
+    else:
+        raise FileNotFoundError(f"the best epoch's parameters ({best['epoch']}) are lost: "
+                                f"{best_path} is missing")
+    log(f"kept epoch {best['epoch']}, the best on validation (loss {best['valid_loss']:.2f})")
 
 
 def _not_finite(values: dict) -> str:
