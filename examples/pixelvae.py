@@ -26,7 +26,7 @@ import numpy as np
 from minivae import cli, data, optim, viz
 from minivae.files import write_json
 from minivae.metrics import bits_per_dim, iwae_report, posterior_stats, prior_mmd
-from minivae.models.pixelvae import PixelVAE
+from minivae.models.pixelvae import CONDITIONINGS, PixelVAE
 from minivae.train import best_epoch, fit
 
 RUN_NAME = "pixelvae"  # runs/pixelvae, and a part for each flag away from its default (cli.run_name)
@@ -43,6 +43,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="PixelCNN feature maps")
     parser.add_argument("--layers", type=cli.non_negative_int, default=5,
                         help="gated layers after the first")
+    parser.add_argument("--conditioning", default="bias", choices=CONDITIONINGS,
+                        help="how z reaches the gates: a bias per gate (the same at every "
+                             "pixel), or feature maps m(z) at the image's size (one per pixel)")
     parser.add_argument("--lr", type=cli.positive_float, default=1e-3)
     parser.add_argument("--beta", type=cli.non_negative_float, default=1.0,
                         help="weight of the KL term")
@@ -89,6 +92,7 @@ def run(args):
 
     rng = np.random.default_rng(args.seed)
     model = PixelVAE.gated(args.latent_dim, args.channels, args.layers, beta=args.beta,
+                           conditioning=args.conditioning,
                            warmup=args.warmup, free_bits=args.free_bits, prior=args.prior,
                            prior_components=args.prior_components, prior_data=x_train, rng=rng)
     print(model)

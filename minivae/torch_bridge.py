@@ -142,7 +142,8 @@ def _builders() -> dict:
         return with_prior(net, m, sub)
 
     def pixelvae_model(m, sub):
-        net = children(T.PixelVAE(m.config.latent_dim), m, sub, "encoder", "decoder")
+        parts = ("encoder", "decoder") + (("z_map",) if m.z_map is not None else ())
+        net = children(T.PixelVAE(m.config.latent_dim), m, sub, *parts)
         return with_prior(net, m, sub)
 
     def vamp_alone(m, sub):
@@ -208,9 +209,13 @@ def _torch_classes():
         a, b = x.chunk(2, dim=1)
         return torch.tanh(a) * torch.sigmoid(b)
 
-    def plus_bias(a, linear, cond):
-        """a + W y as a bias per (sample, channel), as pixelcnn._plus_bias."""
-        return a if linear is None else a + linear(cond)[:, :, None, None]
+    def plus_bias(a, cond_net, cond):
+        """a + c(y), per (sample, channel) from a vector y or per pixel too from a map y, as
+        pixelcnn._plus_bias."""
+        if cond_net is None:
+            return a
+        c = cond_net(cond)
+        return a + (c if c.dim() == 4 else c[:, :, None, None])
 
     class MaskedConv2d(tnn.Conv2d):
         """y = x ⋆ (W · mask) + b: minivae's MaskedConv2d."""
@@ -423,8 +428,14 @@ def _torch_classes():
                 return empty, empty
             return self.encoder(x).split(self.latent_dim, dim=1)
 
+        def conditioning(self, z):
+            """z, its maps m(z) (conditioning 'map'), or None without a latent."""
+            if not self.latent_dim:
+                return None
+            return self.z_map(z) if hasattr(self, "z_map") else z
+
         def log_likelihood(self, x, z):
-            return self.decoder.log_prob(x, z if self.latent_dim else None)
+            return self.decoder.log_prob(x, self.conditioning(z))
 
         def log_joint(self, x, z):
             return self.log_likelihood(x, z) + self.prior.log_prob(z)

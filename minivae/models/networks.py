@@ -7,6 +7,8 @@
                                     convolutions with ReLU (28 → 14 → 7), then one Linear
     conv_decoder(in_features)       its mirror: one Linear with ReLU to (64, 7, 7), then stride-2
                                     4×4 transposed convolutions 64→32→1, ReLU between (7 → 14 → 28)
+    map_decoder(in_features, C)     the same shape of network to C feature maps: (B, in) ->
+                                    (B, C, H, W), the PixelVAE's z seen at every pixel
 
 The VAE's encoders give 2·latent outputs (mu and log_var), the AE's and the AAE's a latent-wide
 code; the decoders give Bernoulli logits or Gaussian means. Every ReLU is its layer's
@@ -69,3 +71,21 @@ def conv_decoder(in_features: int, rng=None, dtype=np.float32) -> nn.Sequential:
         nn.ConvTranspose2d(64, 32, 4, 2, 1, **kw, activation="relu"),  # (B, 32, 14, 14)
         nn.ConvTranspose2d(32, 1, 4, 2, 1, **kw))  # (B, 1, 28, 28)
 
+
+
+def map_decoder(in_features: int, channels: int, image_shape: tuple = IMAGE_SHAPE, rng=None,
+                dtype=np.float32) -> nn.Sequential:
+    """Linear(in → C·H/4·W/4, ReLU) Unflatten ConvT(C→C, 4, s2, p1, ReLU) ConvT(C→C, 4, s2, p1):
+    (B, in) -> (B, C, H, W), H and W multiples of 4 (the conditional PixelCNN's deconvolution
+    network m(h), van den Oord et al., 2016, sec. 2.3)."""
+    rng = checks.generator(rng, "networks.map_decoder")
+    _, H, W = image_shape
+    if H % 4 or W % 4:
+        raise ValueError(f"map_decoder: the image's height and width must be multiples of 4 "
+                         f"(two stride-2 layers), got {H}×{W}")
+    kw, C = dict(rng=rng, dtype=dtype), channels
+    return nn.Sequential(
+        nn.Linear(in_features, C * H // 4 * W // 4, **kw, activation="relu"),
+        nn.Unflatten(1, (C, H // 4, W // 4)),
+        nn.ConvTranspose2d(C, C, 4, 2, 1, **kw, activation="relu"),  # (B, C, H/2, W/2)
+        nn.ConvTranspose2d(C, C, 4, 2, 1, **kw))  # (B, C, H, W)

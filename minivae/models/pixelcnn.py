@@ -54,7 +54,7 @@ class GatedLayer(nn.Module):
     the link into the horizontal stack."""
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int, cond_dim: int,
-                 first: bool, last: bool, rng, dtype):
+                 first: bool, last: bool, rng, dtype, cond_map: bool = False):
         kw = dict(rng=rng, dtype=dtype)
         C2 = 2 * channels  # a and b of each gate
         self.first, self.last = first, last
@@ -62,8 +62,8 @@ class GatedLayer(nn.Module):
         self.horizontal = nn.MaskedConv2d(in_channels, C2, kernel_size, "HA" if first else "HB", **kw)
         self.link = nn.Conv2d(C2, C2, 1, **kw)
         self.out = None if first else nn.Conv2d(channels, channels, 1, **kw)
-        self.cond_v = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim and not last else None
-        self.cond_h = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
+        self.cond_v = _conditioning(cond_dim, C2, cond_map, kw) if not last else None
+        self.cond_h = _conditioning(cond_dim, C2, cond_map, kw)
 
     def forward(self, v, h_stack, cond=None) -> tuple[Tensor | None, Tensor]:
         v_pre = self.vertical(v)  # (B, 2C, H, W): at row r, rows ≤ r
@@ -76,10 +76,10 @@ class GatedLayer(nn.Module):
 class Head(nn.Module):
     """logit = P ∗ g(Q ∗ h_L + c(y)): two 1×1 convolutions around a gate, one logit per pixel."""
 
-    def __init__(self, channels: int, cond_dim: int, rng, dtype):
+    def __init__(self, channels: int, cond_dim: int, rng, dtype, cond_map: bool = False):
         kw = dict(rng=rng, dtype=dtype)
         self.hidden = nn.Conv2d(channels, 2 * channels, 1, **kw)
-        self.cond = nn.Linear(cond_dim, 2 * channels, bias=False, **kw) if cond_dim else None
+        self.cond = _conditioning(cond_dim, 2 * channels, cond_map, dict(rng=rng, dtype=dtype))
         self.logit = nn.Conv2d(channels, 1, 1, **kw)
 
     def forward(self, h_stack, cond=None) -> Tensor:
@@ -87,11 +87,22 @@ class Head(nn.Module):
         return self.logit(F.gated_tanh(hidden))  # (B, 1, H, W)
 
 
-def _plus_bias(a: Tensor, linear: nn.Linear | None, cond: Tensor | None) -> Tensor:
-    """a + W y as a bias per (sample, channel), the same at every pixel: (B, 2C, H, W)."""
-    if linear is None:
+def _conditioning(cond_dim: int, C2: int, cond_map: bool, kw: dict) -> nn.Module | None:
+    """c(y) = W y for one gate (no bias, as the convolutions have theirs): a Linear of a vector y,
+    a 1×1 convolution of a map y; None without conditioning."""
+    if not cond_dim:
+        return None
+    return nn.Conv2d(cond_dim, C2, 1, bias=False, **kw) if cond_map else \
+        nn.Linear(cond_dim, C2, bias=False, **kw)
+
+
+def _plus_bias(a: Tensor, cond_net: nn.Module | None, cond: Tensor | None) -> Tensor:
+    """a + c(y): (B, 2C, H, W). From a vector y a bias per (sample, channel), the same at every
+    pixel; from a map y (B, cond_dim, H, W) one per pixel too."""
+    if cond_net is None:
         return a
-    return a + linear(cond).reshape(len(a), -1, 1, 1)
+    c = cond_net(cond)
+    return a + (c if c.ndim == 4 else c.reshape(len(a), -1, 1, 1))
 
 
 class PixelCNN(nn.Module):
@@ -104,7 +115,7 @@ class PixelCNN(nn.Module):
 
     def __init__(self, image_shape: tuple = (1, 28, 28), channels: int = 16, layers: int = 5,
                  kernel_size: int = 3, cond_dim: int = 0, rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+                 dtype=np.float32, cond_map: bool = False):
         if len(image_shape) != 3 or image_shape[0] != 1 or min(image_shape) < 1:
             raise ValueError(f"PixelCNN: image_shape must be (1, H, W) for binary images, "
                              f"got {image_shape}")
@@ -116,12 +127,14 @@ class PixelCNN(nn.Module):
                              f"layers={layers}, channels={channels}, cond_dim={cond_dim}")
         rng = checks.generator(rng, "PixelCNN")
         self.image_shape, self.channels, self.cond_dim = tuple(image_shape), channels, cond_dim
+        self.cond_map = bool(cond_dim and cond_map)
         self.kernel_size, self.n_layers = kernel_size, layers
-        gated = [GatedLayer(1, channels, FIRST_KERNEL, cond_dim, True, layers == 0, rng, dtype)]
+        gated = [GatedLayer(1, channels, FIRST_KERNEL, cond_dim, True, layers == 0, rng, dtype,
+                            cond_map)]
         gated += [GatedLayer(channels, channels, kernel_size, cond_dim, False, i == layers, rng,
-                             dtype) for i in range(1, layers + 1)]
+                             dtype, cond_map) for i in range(1, layers + 1)]
         self.layers = nn.Sequential(*gated)  # a list of layers: '0', '1', ... as in PyTorch
-        self.head = Head(channels, cond_dim, rng, dtype)
+        self.head = Head(channels, cond_dim, rng, dtype, cond_map)
 
     @property
     def dtype(self):
@@ -153,16 +166,18 @@ class PixelCNN(nn.Module):
             bad = x.data[~np.isin(x.data, (0, 1))][0]
             raise ValueError(f"PixelCNN: pixels must be 0 or 1 (binarise the images first, "
                              f"minivae.data.binarize), found {bad}")
-        return x, self._check_cond(cond, x.shape[0])
+        return x, self._check_cond(cond, x.shape[0], x.shape[2:])
 
-    def _check_cond(self, cond, n: int) -> Tensor | None:
+    def _check_cond(self, cond, n: int, hw: tuple) -> Tensor | None:
+        """cond as (n, cond_dim), or (n, cond_dim, H, W) for a map; None without conditioning."""
         if self.cond_dim == 0:
             if cond is not None:
                 raise ValueError("PixelCNN: this network is unconditional (cond_dim=0), "
                                  "so it takes no cond")
             return None
-        if cond is None or tuple(np.shape(cond)) != (n, self.cond_dim):
-            raise ValueError(f"PixelCNN: cond must have shape ({n}, {self.cond_dim}), got "
+        shape = (n, self.cond_dim, *hw) if self.cond_map else (n, self.cond_dim)
+        if cond is None or tuple(np.shape(cond)) != shape:
+            raise ValueError(f"PixelCNN: cond must have shape {shape}, got "
                              f"{None if cond is None else tuple(np.shape(cond))}")
         return as_tensor(cond, self.dtype)
 
@@ -183,7 +198,7 @@ class PixelCNN(nn.Module):
         noise = np.asarray(noise)
         if noise.shape != shape:
             raise ValueError(f"PixelCNN.sample: noise must have shape {shape}, got {noise.shape}")
-        cond = self._check_cond(cond, n)
+        cond = self._check_cond(cond, n, self.image_shape[1:])
         logits = np.zeros(noise.shape, self.dtype)
         rows = Progress(shape[2], f"{n} samples, {'cached' if cached else 'naive'} sampler",
                         unit=lambda r: f"{r} rows", quiet=not progress)
@@ -208,7 +223,7 @@ class PixelCNN(nn.Module):
         n, _, H, W = noise.shape
         gated = cast(list[GatedLayer], list(self.layers))  # what the Sequential holds
         caches = [_LayerCache(layer, cond, n, H, W) for layer in gated]
-        head = _HeadCache(self.head, cond, n)
+        head = _HeadCache(self.head, cond, n, H, W)
         x = caches[0].v_in  # the image itself, padded: layer 0 reads it through both stacks
         p = caches[0].p
         for r in range(H):
@@ -217,7 +232,7 @@ class PixelCNN(nn.Module):
             for c in range(W):
                 for cache, after in zip(caches, caches[1:] + [None]):
                     h_stack = cache.horizontal_pixel(r, c, after)  # (n, C)
-                logit = head.pixel(h_stack)  # (n,)
+                logit = head.pixel(h_stack, r, c)  # (n,)
                 x[:, 0, r + p, c + p] = noise[:, 0, r, c] < _sigmoid(logit)
                 logits[:, 0, r, c] = logit
             rows.update(1)
@@ -264,9 +279,12 @@ def _pointwise(conv: nn.Conv2d, x: np.ndarray) -> np.ndarray:
     return x @ w.T + b if x.ndim == 2 else w @ x + b[:, None]
 
 
-def _cond_bias(linear: nn.Linear | None, cond, n: int, C2: int, dtype) -> np.ndarray:
-    """c(y) = W y as (n, 2C); zeros without conditioning."""
-    return np.zeros((n, C2), dtype) if linear is None else cond.data @ linear.weight.data.T
+def _cond_bias(cond_net: nn.Module | None, cond, n: int, C2: int, H: int, W: int,
+               dtype) -> np.ndarray:
+    """c(y) at every pixel, (n, 2C, H, W): from a vector y the same at every pixel (a view),
+    zeros without conditioning."""
+    c = np.zeros((n, C2), dtype) if cond_net is None else cond_net(cond).data
+    return c if c.ndim == 4 else np.broadcast_to(c[:, :, None, None], (n, C2, H, W))
 
 
 class _LayerCache:
@@ -284,8 +302,8 @@ class _LayerCache:
         self.h_in = self.v_in if layer.first else np.zeros(padded, dtype)  # layer 0: both are x
         C2 = layer.vertical.out_channels
         self.link = np.empty((n, C2, H, W), dtype)
-        self.cond_v, self.cond_h = (_cond_bias(linear, cond, n, C2, dtype)
-                                    for linear in (layer.cond_v, layer.cond_h))
+        self.cond_v, self.cond_h = (_cond_bias(cond_net, cond, n, C2, H, W, dtype)
+                                    for cond_net in (layer.cond_v, layer.cond_h))
 
     def vertical_row(self, r: int, after: "_LayerCache | None") -> None:
         """Before row r is sampled: the link into row r, from the vertical stack's row r − 1 (all
@@ -298,13 +316,14 @@ class _LayerCache:
         v_pre = self.vertical.row(self.v_in, r - 1, self.W)  # (n, 2C, W)
         self.link[:, :, r] = _pointwise(self.layer.link, v_pre)
         if after is not None:
-            v_out = _gate(v_pre + self.cond_v[:, :, None])  # (n, C, W)
+            v_out = _gate(v_pre + self.cond_v[:, :, r - 1])  # (n, C, W)
             after.v_in[:, :, r - 1 + after.p, after.p:after.p + self.W] = v_out
         # end exercise
 
     def horizontal_pixel(self, r: int, c: int, after: "_LayerCache | None") -> np.ndarray:
         """h_l at pixel (r, c), (n, C), also written into the next layer's input."""
-        h_pre = self.horizontal.pixel(self.h_in, r, c) + self.link[:, :, r, c] + self.cond_h
+        h_pre = self.horizontal.pixel(self.h_in, r, c) + self.link[:, :, r, c] + \
+            self.cond_h[:, :, r, c]
         u = _gate(h_pre)  # (n, C)
         if self.layer.out is not None:  # the first layer has no residual
             u = self.h_in[:, :, r + self.p, c + self.p] + _pointwise(self.layer.out, u)
@@ -314,11 +333,11 @@ class _LayerCache:
 
 
 class _HeadCache:
-    def __init__(self, head: Head, cond, n: int):
+    def __init__(self, head: Head, cond, n: int, H: int, W: int):
         C2, dtype = head.hidden.out_channels, head.hidden.weight.dtype
-        self.head, self.cond = head, _cond_bias(head.cond, cond, n, C2, dtype)
+        self.head, self.cond = head, _cond_bias(head.cond, cond, n, C2, H, W, dtype)
 
-    def pixel(self, h_stack: np.ndarray) -> np.ndarray:
-        """The logit of one pixel from h_L there: (n, C) -> (n,)."""
-        u = _gate(_pointwise(self.head.hidden, h_stack) + self.cond)
+    def pixel(self, h_stack: np.ndarray, r: int, c: int) -> np.ndarray:
+        """The logit of pixel (r, c) from h_L there: (n, C) -> (n,)."""
+        u = _gate(_pointwise(self.head.hidden, h_stack) + self.cond[:, :, r, c])
         return _pointwise(self.head.logit, u)[:, 0]

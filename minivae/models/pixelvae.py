@@ -35,9 +35,12 @@ from minivae import functional as F
 from minivae import checks, nn, priors
 from minivae.distributions import Normal
 from minivae.models.latent import LatentVariableModel
-from minivae.models.networks import IMAGE_SHAPE, conv_encoder
+from minivae.models.networks import IMAGE_SHAPE, conv_encoder, map_decoder
 from minivae.models.pixelcnn import PixelCNN
 from minivae.tensor import Tensor, as_tensor, no_grad
+
+
+CONDITIONINGS = ("bias", "map")
 
 
 @dataclass
@@ -52,6 +55,8 @@ class PixelVAEConfig:
     prior: str = "standard"  # p(z): 'standard', 'mixture' or 'vamp' (priors.PRIORS)
     prior_components: int = 10  # K of a learned prior
     image_shape: tuple = IMAGE_SHAPE  # (1, H, W) of binary images
+    conditioning: str = "bias"  # how z reaches each gate: 'bias' (W z, the same at every pixel)
+    # or 'map' (z → feature maps at the image's size → a 1×1 convolution: W m(z) per pixel)
 
 
 def check_config(config: PixelVAEConfig) -> PixelVAEConfig:
@@ -59,6 +64,9 @@ def check_config(config: PixelVAEConfig) -> PixelVAEConfig:
     checks.integer(config.latent_dim, "latent_dim", "PixelVAE", minimum=0)
     for name in ("beta", "warmup", "free_bits"):
         checks.real(getattr(config, name), name, "PixelVAE", low=0)
+    if config.conditioning not in CONDITIONINGS:
+        raise ValueError(f"PixelVAE: conditioning must be one of {', '.join(CONDITIONINGS)}, "
+                         f"got {config.conditioning!r}")
     if not config.latent_dim and config.prior != "standard":
         raise ValueError(f"PixelVAE: latent_dim=0 has no z to put a {config.prior!r} prior on")
     return config
@@ -69,11 +77,12 @@ class PixelVAE(LatentVariableModel):
     VAE."""
 
     def __init__(self, encoder: nn.Module | None, decoder: PixelCNN, config: PixelVAEConfig,
-                 prior_data: np.ndarray | None = None, rng=None):
+                 prior_data: np.ndarray | None = None, rng=None, z_map: nn.Module | None = None):
         """encoder: None when latent_dim = 0. prior_data: training images, from which the
-        VampPrior picks its pseudo-inputs."""
+        VampPrior picks its pseudo-inputs. z_map: with conditioning 'map', the network m(z)."""
         check_config(config)
         self.encoder, self.decoder, self.config = encoder, decoder, config
+        self.z_map = z_map
         self.image_shape = tuple(config.image_shape)
         self.prior = priors.build(config.prior, config.latent_dim, config.prior_components,
                                   self.encode, prior_data, rng, decoder.dtype)
@@ -93,8 +102,11 @@ class PixelVAE(LatentVariableModel):
         config.image_shape = shape = tuple(config.image_shape)
         rng = checks.generator(rng, "PixelVAE")
         encoder = conv_encoder(2 * latent_dim, shape, rng, dtype) if latent_dim else None
-        decoder = PixelCNN(shape, channels, layers, kernel_size, latent_dim, rng, dtype)
-        return cls(encoder, decoder, config, prior_data, rng)
+        spatial = bool(latent_dim) and config.conditioning == "map"
+        z_map = map_decoder(latent_dim, channels, shape, rng, dtype) if spatial else None
+        decoder = PixelCNN(shape, channels, layers, kernel_size, channels if spatial else latent_dim,
+                           rng, dtype, cond_map=spatial)
+        return cls(encoder, decoder, config, prior_data, rng, z_map)
 
     @classmethod
     def from_config(cls, config: PixelVAEConfig | dict, rng=None, dtype=np.float32,
@@ -123,9 +135,16 @@ class PixelVAE(LatentVariableModel):
         empty = np.zeros((x.shape[0], 0), self.decoder.dtype)
         return Normal(empty, empty)
 
+    def conditioning(self, z):
+        """What the PixelCNN's gates see of z: z itself, its feature maps m(z) (B, C, H, W) with
+        conditioning 'map', None for the PixelCNN alone."""
+        if not self.config.latent_dim:
+            return None
+        return self.z_map(as_tensor(z)) if self.z_map is not None else z
+
     def log_likelihood(self, x, z) -> Tensor:
         """ln p(x|z) by the PixelCNN, teacher-forced: (B,) nats."""
-        return self.decoder.log_prob(x, z if self.config.latent_dim else None)
+        return self.decoder.log_prob(x, self.conditioning(z))
 
     def loss(self, x, rng: np.random.Generator) -> tuple[Tensor, dict]:
         """The training objective (eval mode: the true −ELBO), nats per image, and its terms."""
@@ -152,7 +171,9 @@ class PixelVAE(LatentVariableModel):
         pixel, (N, 1, 28, 28) of 0/1 (no decode: the PixelCNN's logits need x, see
         log_likelihood); progress: a progress bar row by row."""
         z = np.asarray(z, dtype=self.decoder.dtype)
-        cond = z if self.config.latent_dim else None  # the PixelCNN's conditioning
+        with no_grad():
+            cond = self.conditioning(z)  # what the PixelCNN's gates see of z
+        cond = cond.data if isinstance(cond, Tensor) else cond
         return self.decoder.sample(len(z), rng, cond=cond, noise=noise, cached=cached,
                                    progress=progress)
 
