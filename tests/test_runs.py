@@ -45,6 +45,8 @@ BUILDS = {  # name -> (builder, binarize)
     "pixelvae-vamp": (lambda rng, x: PixelVAE.gated(2, channels=4, layers=1, prior="vamp",
                                                     prior_components=3, prior_data=x, warmup=1,
                                                     free_bits=0.1, rng=rng), True),
+    "pixelvae-map": (lambda rng, x: PixelVAE.gated(2, channels=4, layers=1, conditioning="map",
+                                                   rng=rng), True),
     "pixelcnn-alone": (lambda rng, x: PixelVAE.gated(0, channels=4, layers=2, kernel_size=5,
                                                      rng=rng), True),
 }
