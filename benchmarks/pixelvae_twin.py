@@ -39,6 +39,8 @@ def twin(model: PixelVAE, dtype=None):
             if self.d:
                 self.encoder = to_torch(model.encoder)
             self.decoder = to_torch(model.decoder)
+            if getattr(model, "z_map", None) is not None:  # conditioning 'map': z's maps m(z)
+                self.z_map = to_torch(model.z_map)
 
         def loss(self, x, eps, kl_weight=1.0, free_bits=0.0):
             """(objective, rec, kl) per image, as PixelVAE.loss with the given eps (B, d)."""
@@ -48,7 +50,7 @@ def twin(model: PixelVAE, dtype=None):
                 return rec, rec, rec * 0
             mu, log_var = self.encoder(x).split(self.d, dim=1)
             z = mu + torch.exp(0.5 * log_var) * eps
-            logits = self.decoder(x, z)
+            logits = self.decoder(x, self.z_map(z) if hasattr(self, "z_map") else z)
             rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
             kl_j = 0.5 * (mu ** 2 + torch.expm1(log_var) - log_var).sum(0) / len(x)  # (d,)
             charged = torch.clamp(kl_j, min=free_bits).sum() if free_bits else kl_j.sum()

@@ -18,15 +18,16 @@ pixelvae_twin = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pixelvae_twin)
 
 
-def models(latent_dim=3, image=12):
+def models(latent_dim=3, image=12, conditioning="bias"):
     model = PixelVAE.gated(latent_dim, channels=4, layers=2, image_shape=(1, image, image),
-                           rng=np.random.default_rng(0), dtype=np.float64)
+                           conditioning=conditioning, rng=np.random.default_rng(0),
+                           dtype=np.float64)
     return model, pixelvae_twin.twin(model, torch.float64)
 
 
-@pytest.mark.parametrize("latent_dim", [3, 0])
-def test_same_weights_give_the_same_logits_loss_and_gradients(latent_dim):
-    model, net = models(latent_dim)
+@pytest.mark.parametrize("latent_dim, conditioning", [(3, "bias"), (0, "bias"), (3, "map")])
+def test_same_weights_give_the_same_logits_loss_and_gradients(latent_dim, conditioning):
+    model, net = models(latent_dim, conditioning=conditioning)
     rng = np.random.default_rng(1)
     x = (rng.random((4, 1, 12, 12)) < 0.4).astype(np.float64)
     loss, parts = model.loss(Tensor(x), np.random.default_rng(2))
@@ -41,7 +42,8 @@ def test_same_weights_give_the_same_logits_loss_and_gradients(latent_dim):
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, twin_params[name].grad.numpy(), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
-    cond = None if not latent_dim else rng.standard_normal((4, latent_dim))
+    z = rng.standard_normal((4, latent_dim))
+    cond = None if not latent_dim else model.conditioning(Tensor(z)).data  # z, or its maps m(z)
     ours = model.decoder(x, cond).data
     with torch.no_grad():
         logits = net.decoder(torch.from_numpy(x), None if cond is None else torch.from_numpy(cond))

@@ -5,6 +5,8 @@ print: its table of run times, and the main example's row of numbers.
                                                # folder (about 20 minutes on two cores), then
                                                # writes docs/readme_numbers.json and README.md
     python tools/readme_numbers.py --render    # README.md from docs/readme_numbers.json alone
+    python tools/readme_numbers.py --only pixelvae.py   # run again only that example's commands:
+                                               # their rows are replaced and dated
 
 The README's blocks between `<!-- NAME: made by tools/readme_numbers.py ... -->` and
 `<!-- end NAME -->` are this script's output; tests/test_readme_numbers.py checks that they are
@@ -37,9 +39,36 @@ def run_all() -> dict:
     main example's metrics."""
     load = round(os.getloadavg()[0], 1)  # other work on the cores before the runs: say it
     scratch = tempfile.mkdtemp(prefix="minivae-readme-")
+    runs = run([MAIN, *COMMANDS], scratch)
+    with open(os.path.join(scratch, "runs", "main-example", "metrics.json")) as f:
+        main = json.load(f)
+    return {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "load": load,
+            "machine": platform.processor() or platform.machine(),
+            "main_example": {k: main[k] for k in ("test_loss", "test_rec", "test_kl", "iwae_nll",
+                                                  "iwae_k", "iwae_nll_large", "iwae_k_large",
+                                                  "iwae_large_images", "active_units")},
+            "runs": runs[1:]}
+
+
+def run_again(results: dict, script: str) -> dict:
+    """The results with the rows of one example's commands measured anew, each dated, with the
+    load average before it."""
+    load = round(os.getloadavg()[0], 1)
+    commands = [argv for argv in COMMANDS if argv[0] == script]
+    if not commands:
+        raise SystemExit(f"no README command runs {script}")
+    again = {row["command"]: {**row, "date": datetime.date.today().isoformat(), "load": load}
+             for row in run(commands, tempfile.mkdtemp(prefix="minivae-readme-"))}
+    rows = [row for row in results["runs"] if row["command"] not in again] + list(again.values())
+    order = ["python examples/" + " ".join(argv) for argv in COMMANDS]
+    return {**results, "runs": sorted(rows, key=lambda row: order.index(row["command"]))}
+
+
+def run(commands: list[list[str]], scratch: str) -> list[dict]:
+    """Each command run in `scratch`, one after another: its wall seconds and run folder."""
     env = {**os.environ, "MPLBACKEND": "Agg"}
     runs = []
-    for argv in [MAIN, *COMMANDS]:
+    for argv in commands:
         print("running", " ".join(argv), flush=True)
         result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", argv[0]),
                                  *argv[1:]], cwd=scratch, env=env, capture_output=True,
@@ -49,14 +78,7 @@ def run_all() -> dict:
         runs.append({"command": "python examples/" + " ".join(argv), "seconds": seconds,
                      "folder": folder})
         print(f"  {seconds:.0f} s -> {folder}", flush=True)
-    with open(os.path.join(scratch, "runs", "main-example", "metrics.json")) as f:
-        main = json.load(f)
-    return {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "load": load,
-            "machine": platform.processor() or platform.machine(),
-            "main_example": {k: main[k] for k in ("test_loss", "test_rec", "test_kl", "iwae_nll",
-                                                  "iwae_k", "iwae_nll_large", "iwae_k_large",
-                                                  "iwae_large_images", "active_units")},
-            "runs": runs[1:]}
+    return runs
 
 
 def blocks(results: dict) -> dict[str, str]:
@@ -70,8 +92,9 @@ def blocks(results: dict) -> dict[str, str]:
             f"| −log p(x) by IWAE, k = {m['iwae_k_large']}, its first {m['iwae_large_images']} "
             f"images | {m['iwae_nll_large']:.2f} |\n"
             f"| active units | {m['active_units']} of 20 |")
-    rows = "\n".join(f"| `{run['command']}` | `{run['folder']}` | {run['seconds']:.0f} |"
-                     for run in results["runs"])
+    rows = "\n".join(f"| `{run['command']}` | `{run['folder']}` | {run['seconds']:.0f}"
+                     + (f" (on {run['date']}, load {run['load']})" if "date" in run else "")
+                     + " |" for run in results["runs"])
     times = (f"Run times with the defaults, measured by `tools/readme_numbers.py` on "
              f"{results['date']} ({results['cores']} cores, load average {results['load']} "
              f"before the first run, the examples one after another; "
@@ -96,8 +119,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render", action="store_true",
                         help="rewrite README.md from docs/readme_numbers.json, running nothing")
+    parser.add_argument("--only", metavar="SCRIPT",
+                        help="run only this example's commands and replace their rows")
     args = parser.parse_args()
-    if not args.render:
+    if args.only:
+        with open(RESULTS) as f:
+            results = run_again(json.load(f), args.only)
+        with open(RESULTS, "w") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+    elif not args.render:
         results = run_all()
         with open(RESULTS, "w") as f:
             json.dump(results, f, indent=1)

@@ -17,7 +17,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON = ROOT / "docs" / "seed_tables.json"
-BEGIN, END = "<!-- seed tables: made by tools/seed_tables.py -->", "<!-- end seed tables -->"
+BLOCKS = {  # the README's blocks, each between its markers (see `markers`), and their tables
+    "pixelvae": ["The PixelVAE, mnist-5k, 30 epochs", "The PixelVAE, Fashion-MNIST, 2 epochs"],
+    "priors": ["The MLP VAE's priors, mnist-5k, 30 epochs",
+               "The MLP VAE's priors, Fashion-MNIST, 10 epochs"],
+}
 KEYS = ["test_loss", "test_rec", "test_kl", "iwae_nll", "iwae_images", "active_units", "mmd",
         "epoch", "seconds_training"]
 
@@ -96,6 +100,11 @@ def verdict(row: dict, control: dict) -> str:
     return f"{a - b:+.2f}, {'beyond the spread' if abs(a - b) > sa + sb else 'within it'}"
 
 
+def markers(block: str) -> tuple[str, str]:
+    return (f"<!-- seed-tables {block}: made by tools/seed_tables.py -->",
+            f"<!-- end seed-tables {block} -->")
+
+
 def render(tables: dict) -> str:
     def show(key, row, digits=2, scale=1.0, form="f"):
         figures = column(row, key)
@@ -124,12 +133,16 @@ def render(tables: dict) -> str:
     return "\n".join(lines).rstrip()
 
 
-def write_block(path: Path, text: str) -> None:
-    readme = path.read_text()
-    if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} block to fill")
-    head, rest = readme.split(BEGIN, 1)
-    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
+def render_readme(readme: str, tables: dict) -> str:
+    """The README with each block replaced by its tables, rendered from `tables`."""
+    for block, titles in BLOCKS.items():
+        begin, end = markers(block)
+        if begin not in readme or end not in readme:
+            raise SystemExit(f"README.md has no {begin} ... {end} block to fill")
+        head, rest = readme.split(begin, 1)
+        text = render({title: tables[title] for title in titles})
+        readme = f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}"
+    return readme
 
 
 def main():
@@ -141,9 +154,10 @@ def main():
     args = parser.parse_args()
     if not args.render:
         JSON.write_text(json.dumps(collect(args.runs.resolve()), indent=1) + "\n")
-    text = render(json.loads(JSON.read_text()))
-    write_block(ROOT / "README.md", text)
-    print(text)
+    tables = json.loads(JSON.read_text())
+    readme = ROOT / "README.md"
+    readme.write_text(render_readme(readme.read_text(), tables))
+    print(render(tables))
 
 
 if __name__ == "__main__":
