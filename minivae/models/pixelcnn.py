@@ -28,7 +28,8 @@ pass per pixel (H·W passes, the oracle); `cached=True` keeps every layer's feat
 computes only what the new pixel changes: each layer's vertical stack once per row, its horizontal
 stack and the head once per pixel (the idea of Fast PixelCNN++, Ramachandran et al., 2017,
 arXiv:1704.06001; the caches here are whole feature maps, filled in raster order, rather than the
-paper's queues of the last few rows). Both follow x_i = [u_i < σ(logit_i)] with uniform noise u, so
+paper's queues of the last few rows; the vertical stacks' rows are array code here, the pixels
+along a row one call of kernels.sample_row). Both follow x_i = [u_i < σ(logit_i)] with uniform noise u, so
 the same noise gives the same image.
 """
 from __future__ import annotations
@@ -37,14 +38,15 @@ from typing import cast
 
 import numpy as np
 
-from minivae import checks
+from minivae import checks, kernels
 from minivae import functional as F
 from minivae import nn
 from minivae.distributions import Bernoulli
 from minivae.progress import Progress
-from minivae.tensor import Tensor, as_tensor, no_grad
+from minivae.tensor import Tensor, as_tensor, is_grad_enabled, no_grad
 
 FIRST_KERNEL = 7  # the first layer's kernel size, as in the paper
+PASS = 25  # images per pass of an evaluation (log_prob without a graph): their maps fit in the cache
 
 
 class GatedLayer(nn.Module):
@@ -66,8 +68,17 @@ class GatedLayer(nn.Module):
         self.cond_h = nn.Linear(cond_dim, C2, bias=False, **kw) if cond_dim else None
 
     def forward(self, v, h_stack, cond=None) -> tuple[Tensor | None, Tensor]:
+        return self.gate(*self.convolve(v, h_stack), h_stack, cond)
+
+    def convolve(self, v, h_stack) -> tuple[Tensor, Tensor]:
+        """The pre-activations before the conditioning, (v_pre, h_pre), (B, 2C, H, W) each: all the
+        layer's convolutions, which see its inputs only (in layer 0, x only: no y)."""
         v_pre = self.vertical(v)  # (B, 2C, H, W): at row r, rows ≤ r
         h_pre = self.horizontal(h_stack) + self.link(F.shift_down(v_pre))  # row r: rows < r, left
+        return v_pre, h_pre
+
+    def gate(self, v_pre, h_pre, h_stack, cond=None) -> tuple[Tensor | None, Tensor]:
+        """The gates, each with its bias c(y), and the residual: (v', h_stack')."""
         u = F.gated_tanh(_plus_bias(h_pre, self.cond_h, cond))  # (B, C, H, W)
         v_out = None if self.last else F.gated_tanh(_plus_bias(v_pre, self.cond_v, cond))
         return v_out, (u if self.out is None else h_stack + self.out(u))  # the first: no residual
@@ -132,8 +143,11 @@ class PixelCNN(nn.Module):
         return self._logits(*self._check(x, cond))
 
     def log_prob(self, x, cond=None) -> Tensor:
-        """ln p(x | y) = Σ_i ln Bernoulli(x_i | σ(logit_i)), (B,) nats."""
+        """ln p(x | y) = Σ_i ln Bernoulli(x_i | σ(logit_i)), (B,) nats. Without a graph (no_grad)
+        the same numbers, to rounding, by _log_prob_in_passes."""
         x, cond = self._check(x, cond)
+        if not is_grad_enabled():
+            return self._log_prob_in_passes(x, cond)
         return Bernoulli(self._logits(x, cond)).log_prob(x).sum(axis=(1, 2, 3))
 
     def _logits(self, x: Tensor, cond: Tensor | None) -> Tensor:
@@ -142,6 +156,28 @@ class PixelCNN(nn.Module):
         for layer in self.layers:
             v, h_stack = layer(v, h_stack, cond)  # (B, C, H, W) each
         return self.head(h_stack, cond)  # (B, 1, H, W)
+
+    def _log_prob_in_passes(self, x: Tensor, cond: Tensor | None) -> Tensor:
+        """log_prob for evaluation, where the IWAE scores each image under many y: layer 0's
+        convolutions see x only, so they run once per distinct image, and its y-biased gates and
+        the layers above run in passes of PASS images, whose feature maps stay in the cache
+        (one pass over a thousand images streams each map through memory; benchmarks/README.md)."""
+        seen: dict[bytes, int] = {}  # an image's bytes -> its row in `images`
+        which = np.array([seen.setdefault(image.tobytes(), len(seen)) for image in x.data])  # (B,)
+        images = x.data[np.unique(which, return_index=True)[1]]  # (U, 1, H, W), distinct
+        first = cast(GatedLayer, self.layers[0])
+        v_pre, h_pre = first.convolve(Tensor(images), Tensor(images))  # (U, 2C, H, W) each
+        log_px = np.empty(len(x), x.dtype)
+        for start in range(0, len(x), PASS):
+            rows = slice(start, start + PASS)
+            y = None if cond is None else Tensor(cond.data[rows])
+            mine = which[rows]  # each image's row in `images`
+            v, h_stack = first.gate(Tensor(v_pre.data[mine]), Tensor(h_pre.data[mine]), None, y)
+            for layer in list(self.layers)[1:]:
+                v, h_stack = layer(v, h_stack, y)  # (P, C, H, W) each
+            logits = self.head(h_stack, y)  # (P, 1, H, W)
+            log_px[rows] = Bernoulli(logits).log_prob(x.data[rows]).data.sum(axis=(1, 2, 3))
+        return Tensor(log_px)
 
     def _check(self, x, cond) -> tuple[Tensor, Tensor | None]:
         """x as a binary (B, 1, H, W) Tensor in the model's dtype, cond as (B, cond_dim) or None."""
@@ -208,18 +244,25 @@ class PixelCNN(nn.Module):
         n, _, H, W = noise.shape
         gated = cast(list[GatedLayer], list(self.layers))  # what the Sequential holds
         caches = [_LayerCache(layer, cond, n, H, W) for layer in gated]
-        head = _HeadCache(self.head, cond, n)
         x = caches[0].v_in  # the image itself, padded: layer 0 reads it through both stacks
         p = caches[0].p
+        # what kernels.sample_row reads: each layer's horizontal input, mask, 1×1 convolution and
+        # c^h(y), then the head's c^o(y) and its two 1×1 convolutions
+        h_in = [cache.h_in for cache in caches]
+        horizontal = [(cache.horizontal.w, cache.horizontal.b, cache.horizontal.taps)
+                      for cache in caches]
+        out = [_pointwise_weights(cast(nn.Conv2d, layer.out)) for layer in gated[1:]]
+        C2 = self.head.hidden.out_channels
+        cond_h = [cache.cond_h for cache in caches]
+        cond_h.append(_cond_bias(self.head.cond, cond, n, C2, self.dtype))
+        head = (*_pointwise_weights(self.head.hidden), *_pointwise_weights(self.head.logit))
         for r in range(H):
             for cache, after in zip(caches, caches[1:] + [None]):
                 cache.vertical_row(r, after)  # row r − 1 of the vertical stack, now final
-            for c in range(W):
-                for cache, after in zip(caches, caches[1:] + [None]):
-                    h_stack = cache.horizontal_pixel(r, c, after)  # (n, C)
-                logit = head.pixel(h_stack)  # (n,)
-                x[:, 0, r + p, c + p] = noise[:, 0, r, c] < _sigmoid(logit)
-                logits[:, 0, r, c] = logit
+            links = [cache.link[:, :, r] for cache in caches]  # (n, 2C, W) each
+            # the horizontal stacks and the head, pixel by pixel along row r, into x
+            logits[:, 0, r] = kernels.sample_row(r, h_in, links, cond_h, horizontal, out, head,
+                                                 noise[:, 0, r])
             rows.update(1)
         return x[:, :, p:p + H, p:p + W].copy()
 
@@ -229,39 +272,44 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def _gate(x: np.ndarray) -> np.ndarray:
-    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), the op itself."""
-    return F.gated_tanh(Tensor(x)).data
+    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), the op's kernel."""
+    return kernels.gated_tanh(x)[0]
 
 
 class _MaskedTaps:
-    """A masked k×k convolution read at one row or one pixel of an input padded by k//2:
-    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j], (i, j) the mask's
-    taps."""
+    """A masked k×k convolution read at one row of an input padded by k//2 (or, through
+    kernels.sample_row, at one pixel): y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] ·
+    x_pad[n, c, r + i, col + j], (i, j) the mask's taps."""
 
     def __init__(self, conv: nn.MaskedConv2d):
-        taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
-        self.i, self.j = taps[:, 0], taps[:, 1]
+        self.taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
+        self.i, self.j = self.taps[:, 0], self.taps[:, 1]
         assert conv.bias is not None  # every convolution of the PixelCNN has a bias
         self.w = conv.weight.data[:, :, self.i, self.j].reshape(conv.out_channels, -1)  # (O, C·T)
         self.b = conv.bias.data
 
     def row(self, x_pad: np.ndarray, r: int, W: int) -> np.ndarray:
         """Output row r: (n, O, W)."""
-        patches = x_pad[:, :, r + self.i[:, None], self.j[:, None] + np.arange(W)]  # (n, C, T, W)
-        return self.w @ patches.reshape(len(x_pad), -1, W) + self.b[:, None]
+        patches = np.stack([x_pad[:, :, r + i, j:j + W] for i, j in self.taps], 2)  # (n, C, T, W)
+        return _rows_product(self.w, patches.reshape(len(x_pad), -1, W), self.b)
 
-    def pixel(self, x_pad: np.ndarray, r: int, c: int) -> np.ndarray:
-        """Output pixel (r, c): (n, O)."""
-        patches = x_pad[:, :, r + self.i, c + self.j]  # (n, C, T)
-        return patches.reshape(len(x_pad), -1) @ self.w.T + self.b
+
+def _pointwise_weights(conv: nn.Conv2d) -> tuple[np.ndarray, np.ndarray]:
+    """A 1×1 convolution's weight as a matrix and its bias: (C_out, C_in), (C_out,)."""
+    assert conv.bias is not None  # every convolution of the PixelCNN has a bias
+    return conv.weight.data[:, :, 0, 0], conv.bias.data
 
 
 def _pointwise(conv: nn.Conv2d, x: np.ndarray) -> np.ndarray:
-    """A 1×1 convolution at one pixel, (n, C_in) -> (n, C_out), or along a row,
-    (n, C_in, W) -> (n, C_out, W)."""
-    assert conv.bias is not None  # every convolution of the PixelCNN has a bias
-    w, b = conv.weight.data[:, :, 0, 0], conv.bias.data  # (C_out, C_in), (C_out,)
-    return x @ w.T + b if x.ndim == 2 else w @ x + b[:, None]
+    """A 1×1 convolution along a row, (n, C_in, W) -> (n, C_out, W)."""
+    w, b = _pointwise_weights(conv)
+    return _rows_product(w, x, b)
+
+
+def _rows_product(w: np.ndarray, x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """w @ x[n] + b for every n: (O, K), (n, K, W), (O,) -> (n, O, W), as one matrix product
+    (`w @ x` would make n small ones)."""
+    return np.tensordot(w, x, axes=(1, 1)).transpose(1, 0, 2) + b[:, None]  # (n, O, W)
 
 
 def _cond_bias(linear: nn.Linear | None, cond, n: int, C2: int, dtype) -> np.ndarray:
@@ -301,24 +349,3 @@ class _LayerCache:
             v_out = _gate(v_pre + self.cond_v[:, :, None])  # (n, C, W)
             after.v_in[:, :, r - 1 + after.p, after.p:after.p + self.W] = v_out
         # end exercise
-
-    def horizontal_pixel(self, r: int, c: int, after: "_LayerCache | None") -> np.ndarray:
-        """h_l at pixel (r, c), (n, C), also written into the next layer's input."""
-        h_pre = self.horizontal.pixel(self.h_in, r, c) + self.link[:, :, r, c] + self.cond_h
-        u = _gate(h_pre)  # (n, C)
-        if self.layer.out is not None:  # the first layer has no residual
-            u = self.h_in[:, :, r + self.p, c + self.p] + _pointwise(self.layer.out, u)
-        if after is not None:
-            after.h_in[:, :, r + after.p, c + after.p] = u
-        return u
-
-
-class _HeadCache:
-    def __init__(self, head: Head, cond, n: int):
-        C2, dtype = head.hidden.out_channels, head.hidden.weight.dtype
-        self.head, self.cond = head, _cond_bias(head.cond, cond, n, C2, dtype)
-
-    def pixel(self, h_stack: np.ndarray) -> np.ndarray:
-        """The logit of one pixel from h_L there: (n, C) -> (n,)."""
-        u = _gate(_pointwise(self.head.hidden, h_stack) + self.cond)
-        return _pointwise(self.head.logit, u)[:, 0]
