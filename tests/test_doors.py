@@ -274,6 +274,23 @@ def test_the_cached_samplers_row_agrees_through_both_doors(dtype, layers):
     assert_doors_agree(results, dtype, "sample_row: logits, then each layer's input")
 
 
+def test_the_cached_samplers_row_is_the_same_for_one_and_two_workers():
+    """The fast door's workers share the samples in fixed chunks: the same bits for any number."""
+    before_door, before_threads = kernels.get_backend(), kernels.get_num_threads()
+    results = []
+    try:
+        kernels.set_backend("fast")
+        for workers in (1, 2):
+            kernels.set_num_threads(workers)
+            r, h_in, *rest = sample_row_inputs(np.float32, n=21)  # three chunks of samples
+            results.append([kernels.sample_row(r, h_in, *rest)] + h_in)
+    finally:
+        kernels.set_backend(before_door)
+        kernels.set_num_threads(before_threads)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["Adam", "SGD"])
 def test_training_steps_agree_through_both_doors(dtype, optimizer):
