@@ -7,8 +7,9 @@ batch 100: the seconds of CPU time per step (loss → backward → Adam), and th
 step (getrusage's ru_minflt: each is a fresh page the kernel hands the process, zeroed; a step that
 reuses its memory has none); then metrics.iwae_nll with k = 100 on 20 test images, the same two
 figures per image; then the CPU seconds of the cached sampler drawing 64 images (generate,
-cached=True, from fixed z and pixel noise, as examples/pixelvae.py's time_samplers). One thread (minivae.set_num_threads(1)), and CPU time rather than wall time, so
-that other work on a shared machine changes the figures little. Each run is a fresh process; with
+cached=True, from fixed z and pixel noise, as examples/pixelvae.py's time_samplers). One thread
+(minivae.set_num_threads(1)), and CPU time rather than wall time, so that other work on a shared
+machine changes the figures little. Each run is a fresh process; with
 --also PATH the runs alternate between this checkout and the other one's minivae (a worktree of an
 older commit: "before" and "after" in one run); a figure is the median over --rounds rounds.
 """

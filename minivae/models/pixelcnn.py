@@ -29,8 +29,8 @@ computes only what the new pixel changes: each layer's vertical stack once per r
 stack and the head once per pixel (the idea of Fast PixelCNN++, Ramachandran et al., 2017,
 arXiv:1704.06001; the caches here are whole feature maps, filled in raster order, rather than the
 paper's queues of the last few rows; the vertical stacks' rows are array code here, the pixels
-along a row one call of kernels.sample_row). Both follow x_i = [u_i < σ(logit_i)] with uniform noise u, so
-the same noise gives the same image.
+along a row one call of kernels.sample_row). Both follow x_i = [u_i < σ(logit_i)] with uniform
+noise u, so the same noise gives the same image.
 """
 from __future__ import annotations
 
