@@ -6,8 +6,10 @@ The example's default PixelVAE (16-D z, 16 channels, 5 gated layers) on binarise
 batch 100: the seconds of CPU time per step (loss → backward → Adam), and the minor page faults per
 step (getrusage's ru_minflt: each is a fresh page the kernel hands the process, zeroed; a step that
 reuses its memory has none); then metrics.iwae_nll with k = 100 on 20 test images, the same two
-figures per image. One thread (minivae.set_num_threads(1)), and CPU time rather than wall time, so
-that other work on a shared machine changes the figures little. Each run is a fresh process; with
+figures per image; then the CPU seconds of the cached sampler drawing 64 images (generate,
+cached=True, from fixed z and pixel noise, as examples/pixelvae.py's time_samplers). One thread
+(minivae.set_num_threads(1)), and CPU time rather than wall time, so that other work on a shared
+machine changes the figures little. Each run is a fresh process; with
 --also PATH the runs alternate between this checkout and the other one's minivae (a worktree of an
 older commit: "before" and "after" in one run); a figure is the median over --rounds rounds.
 """
@@ -62,9 +64,14 @@ def measure(args) -> dict:
     iwae_nll(model, x_test[:2], 100, np.random.default_rng(2))  # warm
     iwae_seconds, iwae_faults = cost(lambda: iwae_nll(model, x_test, 100,
                                                       np.random.default_rng(2)), 1)
+    noise_rng = np.random.default_rng(5)
+    z = noise_rng.standard_normal((64, model.config.latent_dim))
+    noise = noise_rng.random((64,) + model.image_shape)
+    model.generate(z[:2], None, noise=noise[:2])  # warm
+    sample_seconds, _ = cost(lambda: model.generate(z, None, noise=noise, cached=True), 1)
     return {"step_seconds": step_seconds, "step_faults": step_faults,
             "iwae_seconds_per_image": iwae_seconds / len(x_test),
-            "iwae_faults_per_image": iwae_faults / len(x_test)}
+            "iwae_faults_per_image": iwae_faults / len(x_test), "sample_seconds_64": sample_seconds}
 
 
 def spawn(path: Path, args) -> dict:
@@ -94,12 +101,13 @@ def main():
     print(f"PixelVAE (default), batch 100, 1 thread, CPU time; medians of {args.rounds} rounds; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'minivae':28s} {'s/step':>8s} {'faults/step':>12s} {'IWAE s/image':>13s} "
-          f"{'faults/image':>13s}")
+          f"{'faults/image':>13s} {'64 samples s':>13s}")
     for path in paths:
         med = {key: statistics.median(run[key] for run in runs[path]) for key in runs[path][0]}
         name = "this checkout" if path == ROOT else path.name
         print(f"{name:28s} {med['step_seconds']:8.3f} {med['step_faults']:12.0f} "
-              f"{med['iwae_seconds_per_image']:13.3f} {med['iwae_faults_per_image']:13.0f}")
+              f"{med['iwae_seconds_per_image']:13.3f} {med['iwae_faults_per_image']:13.0f} "
+              f"{med['sample_seconds_64']:13.3f}")
 
 
 if __name__ == "__main__":

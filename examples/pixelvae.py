@@ -5,7 +5,7 @@
     python examples/pixelvae.py --data fashion-mnist --epochs 5
     python examples/pixelvae.py --warmup 0 --free-bits 0   # the plain ELBO: z collapses
     python examples/pixelvae.py --prior vamp           # a learned prior: 'mixture' or 'vamp'
-    python examples/pixelvae.py --conditioning bias    # z as one bias per gate, the paper's MNIST way
+    python examples/pixelvae.py --conditioning bias    # z as one bias per gate (the paper's MNIST)
 
 Training binarises every batch afresh (dynamic binarisation); the test set is binarised once with
 the seed that `examples/vae.py --binarize` uses, so the two examples' NLLs are comparable. The last

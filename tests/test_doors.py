@@ -232,6 +232,65 @@ def test_a_conditional_pixelcnns_log_likelihood_and_samples_agree_through_both_d
                        "PixelCNN sample's logits")
 
 
+def sample_row_inputs(dtype, n=5, W=6, C=3, layers=3, seed=20):
+    """kernels.sample_row's arguments for row 2 of a random network of `layers` layers: layer 0
+    reads x (1 channel, 3 taps, padding 3), the others C channels (2 taps, padding 1)."""
+    rng = np.random.default_rng(seed)
+    H, C2 = 4, 2 * C
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x = np.zeros((n, 1, H + 6, W + 6), dtype)
+    x[:, :, 3:5, 3:3 + W] = rng.integers(0, 2, (n, 1, 2, W))  # rows 0 and 1, already drawn
+    h_in = [x] + [np.pad(normal(n, C, H, W), ((0, 0), (0, 0), (1, 1), (1, 1)))
+                  for _ in range(layers - 1)]
+    taps = [np.array([[3, 0], [3, 1], [3, 2]])] + [np.array([[1, 0], [1, 1]])] * (layers - 1)
+    horizontal = [(normal(C2, h.shape[1] * len(t)), normal(C2), t)
+                  for h, t in zip(h_in, taps)]
+    link = [normal(n, C2, W) for _ in range(layers)]
+    cond = [normal(n, C2, W) for _ in range(layers + 1)]  # c(y) along the row, per pixel
+    out = [(normal(C, C), normal(C)) for _ in range(layers - 1)]
+    head = (normal(C2, C), normal(C2), normal(1, C), normal(1))
+    noise = rng.random((n, W))
+    return 2, h_in, link, cond, horizontal, out, head, noise
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [1, 3])
+def test_the_cached_samplers_row_agrees_through_both_doors(dtype, layers):
+    """kernels.sample_row: the same logits, the same pixels drawn and the same features written
+    into every layer's input, the untouched entries untouched."""
+    def run():
+        r, h_in, *rest = sample_row_inputs(dtype, layers=layers)
+        logits = kernels.sample_row(r, h_in, *rest)
+        return [logits] + h_in
+
+    results = through_both_doors(run)
+    before = sample_row_inputs(dtype, layers=layers)[1]
+    assert any(not np.array_equal(a, b) for a, b in zip(results["fast"][1:], before))
+    np.testing.assert_array_equal(results["numpy"][1], results["fast"][1])  # the pixels drawn
+    assert 0 < results["fast"][1][:, :, 5].mean() < 1  # row 2 (padding 3): some 0s, some 1s
+    assert_doors_agree(results, dtype, "sample_row: logits, then each layer's input")
+
+
+def test_the_cached_samplers_row_is_the_same_for_one_and_two_workers():
+    """The fast door's workers share the samples in fixed chunks: the same bits for any number."""
+    before_door, before_threads = kernels.get_backend(), kernels.get_num_threads()
+    results = []
+    try:
+        kernels.set_backend("fast")
+        for workers in (1, 2):
+            kernels.set_num_threads(workers)
+            r, h_in, *rest = sample_row_inputs(np.float32, n=21)  # three chunks of samples
+            results.append([kernels.sample_row(r, h_in, *rest)] + h_in)
+    finally:
+        kernels.set_backend(before_door)
+        kernels.set_num_threads(before_threads)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["Adam", "SGD"])
 def test_training_steps_agree_through_both_doors(dtype, optimizer):

@@ -8,6 +8,7 @@ Exactness runs in float64: images identical bit for bit, logits within 1e-10.
 import numpy as np
 import pytest
 
+from minivae import kernels
 from minivae.models import pixelcnn
 from minivae.models.pixelcnn import PixelCNN
 from minivae.models.pixelvae import PixelVAE
@@ -44,7 +45,7 @@ def count_sampling(monkeypatch, net, n, cached):
     counter = Counter(monkeypatch)
     for cls, method in [(PixelCNN, "_logits"), (pixelcnn.GatedLayer, "forward"),
                         (pixelcnn.Head, "forward"), (pixelcnn._MaskedTaps, "row"),
-                        (pixelcnn._MaskedTaps, "pixel"), (pixelcnn._HeadCache, "pixel")]:
+                        (kernels, "sample_row")]:
         counter.watch(cls, method)
     h = np.random.default_rng(1).standard_normal((n, net.cond_dim))
     net.sample(n, np.random.default_rng(2), cond=h, cached=cached)
@@ -55,20 +56,19 @@ def count_sampling(monkeypatch, net, n, cached):
 def test_the_cached_sampler_makes_no_full_pass_and_one_row_or_pixel_of_work_per_layer(
         monkeypatch, H, W, layers):
     """cached=True: no full network pass at all; each layer's vertical stack computes one row per
-    image row (H − 1 of them: row 0's link sees only the zero row above the image) and its
-    horizontal stack one pixel per pixel; the head runs once per pixel. The naive oracle, for
-    contrast, runs the whole network H·W times. The counts are the contract: with n images in
-    a batch they do not grow with n (the batch is one array)."""
+    image row (H − 1 of them: row 0's link sees only the zero row above the image), and one call
+    of kernels.sample_row per row runs every horizontal stack and the head pixel by pixel along
+    it. The naive oracle, for contrast, runs the whole network H·W times. The counts are the
+    contract: with n images in a batch they do not grow with n (the batch is one array)."""
     net = net_of(H, W, layers=layers)
     L = layers + 1  # gated layers, the 7×7 first one included
     for n in (1, 3):
         calls = count_sampling(monkeypatch, net, n, cached=True)
         assert calls == {"PixelCNN._logits": 0, "GatedLayer.forward": 0, "Head.forward": 0,
-                         "_MaskedTaps.row": (H - 1) * L, "_MaskedTaps.pixel": H * W * L,
-                         "_HeadCache.pixel": H * W}, f"n={n}"
+                         "_MaskedTaps.row": (H - 1) * L, "minivae.kernels.sample_row": H}, f"n={n}"
     naive = count_sampling(monkeypatch, net, 2, cached=False)
     assert naive["PixelCNN._logits"] == H * W and naive["GatedLayer.forward"] == H * W * L
-    assert naive["_MaskedTaps.row"] == naive["_MaskedTaps.pixel"] == 0
+    assert naive["_MaskedTaps.row"] == naive["minivae.kernels.sample_row"] == 0
 
 
 def test_the_cached_taps_compute_only_the_masks_taps():

@@ -23,6 +23,8 @@ nothing above kernels/ knows which door is open. tests/test_doors.py proves the 
     gated_tanh(x)                                    (tanh a · σ b, tanh a, σ b), x = (a ‖ b)
     gated_tanh_backward(y_bar, t, s)                 x_bar
     adam_update(params, lr, beta1, beta2, eps, t)    Adam in one pass, or None: optim.py's lines
+    sample_row(r, h_in, link, cond, horizontal, out, head, noise)   the PixelCNN's cached sampler:
+                                                     row r, pixel by pixel, in place; its logits
 
 An activation `act` is named: 'identity', 'relu', 'leaky_relu' (with `slope`), 'sigmoid', 'tanh'.
 """
@@ -37,7 +39,7 @@ from typing import Any
 BACKENDS = ("numpy", "fast")
 INTERFACE = ("matmul", "linear", "linear_backward", "act_backward", "sigmoid", "bce_with_logits",
              "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
-             "gated_tanh", "gated_tanh_backward", "adam_update")
+             "gated_tanh", "gated_tanh_backward", "adam_update", "sample_row")
 
 # set_backend binds each of these to the open door's function of that name
 matmul: Callable
@@ -53,6 +55,7 @@ conv_transpose2d_backward: Callable
 gated_tanh: Callable
 gated_tanh_backward: Callable
 adam_update: Callable | None
+sample_row: Callable
 
 # the open door's name and module, and the threads asked for, if any
 _open: dict[str, Any] = {"name": None, "door": None, "threads": None}

@@ -28,8 +28,9 @@ pass per pixel (H·W passes, the oracle); `cached=True` keeps every layer's feat
 computes only what the new pixel changes: each layer's vertical stack once per row, its horizontal
 stack and the head once per pixel (the idea of Fast PixelCNN++, Ramachandran et al., 2017,
 arXiv:1704.06001; the caches here are whole feature maps, filled in raster order, rather than the
-paper's queues of the last few rows). Both follow x_i = [u_i < σ(logit_i)] with uniform noise u, so
-the same noise gives the same image.
+paper's queues of the last few rows; the vertical stacks' rows are array code here, the pixels
+along a row one call of kernels.sample_row). Both follow x_i = [u_i < σ(logit_i)] with uniform
+noise u, so the same noise gives the same image.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from typing import cast
 
 import numpy as np
 
-from minivae import checks
+from minivae import checks, kernels
 from minivae import functional as F
 from minivae import nn
 from minivae.distributions import Bernoulli
@@ -223,18 +224,26 @@ class PixelCNN(nn.Module):
         n, _, H, W = noise.shape
         gated = cast(list[GatedLayer], list(self.layers))  # what the Sequential holds
         caches = [_LayerCache(layer, cond, n, H, W) for layer in gated]
-        head = _HeadCache(self.head, cond, n, H, W)
         x = caches[0].v_in  # the image itself, padded: layer 0 reads it through both stacks
         p = caches[0].p
+        # what kernels.sample_row reads: each layer's horizontal input, mask, 1×1 convolution and
+        # c^h(y), then the head's c^o(y) and its two 1×1 convolutions
+        h_in = [cache.h_in for cache in caches]
+        horizontal = [(cache.horizontal.w, cache.horizontal.b, cache.horizontal.taps)
+                      for cache in caches]
+        out = [_pointwise_weights(cast(nn.Conv2d, layer.out)) for layer in gated[1:]]
+        C2 = self.head.hidden.out_channels
+        cond_h = [cache.cond_h for cache in caches]
+        cond_h.append(_cond_bias(self.head.cond, cond, n, C2, H, W, self.dtype))
+        head = (*_pointwise_weights(self.head.hidden), *_pointwise_weights(self.head.logit))
         for r in range(H):
             for cache, after in zip(caches, caches[1:] + [None]):
                 cache.vertical_row(r, after)  # row r − 1 of the vertical stack, now final
-            for c in range(W):
-                for cache, after in zip(caches, caches[1:] + [None]):
-                    h_stack = cache.horizontal_pixel(r, c, after)  # (n, C)
-                logit = head.pixel(h_stack, r, c)  # (n,)
-                x[:, 0, r + p, c + p] = noise[:, 0, r, c] < _sigmoid(logit)
-                logits[:, 0, r, c] = logit
+            links = [cache.link[:, :, r] for cache in caches]  # (n, 2C, W) each
+            conds = [c[:, :, r] for c in cond_h]  # (n, 2C, W) each: c(y) along row r
+            # the horizontal stacks and the head, pixel by pixel along row r, into x
+            logits[:, 0, r] = kernels.sample_row(r, h_in, links, conds, horizontal, out, head,
+                                                 noise[:, 0, r])
             rows.update(1)
         return x[:, :, p:p + H, p:p + W].copy()
 
@@ -244,39 +253,44 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def _gate(x: np.ndarray) -> np.ndarray:
-    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), the op itself."""
-    return F.gated_tanh(Tensor(x)).data
+    """tanh(a) ⊙ σ(b) for x = (a ‖ b) on axis 1: (n, 2C, ...) -> (n, C, ...), the op's kernel."""
+    return kernels.gated_tanh(x)[0]
 
 
 class _MaskedTaps:
-    """A masked k×k convolution read at one row or one pixel of an input padded by k//2:
-    y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] · x_pad[n, c, r + i, col + j], (i, j) the mask's
-    taps."""
+    """A masked k×k convolution read at one row of an input padded by k//2 (or, through
+    kernels.sample_row, at one pixel): y[n, o] = b[o] + Σ_(c, i, j) W[o, c, i, j] ·
+    x_pad[n, c, r + i, col + j], (i, j) the mask's taps."""
 
     def __init__(self, conv: nn.MaskedConv2d):
-        taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
-        self.i, self.j = taps[:, 0], taps[:, 1]
+        self.taps = np.argwhere(conv.mask != 0)  # (T, 2), raster order
+        self.i, self.j = self.taps[:, 0], self.taps[:, 1]
         assert conv.bias is not None  # every convolution of the PixelCNN has a bias
         self.w = conv.weight.data[:, :, self.i, self.j].reshape(conv.out_channels, -1)  # (O, C·T)
         self.b = conv.bias.data
 
     def row(self, x_pad: np.ndarray, r: int, W: int) -> np.ndarray:
         """Output row r: (n, O, W)."""
-        patches = x_pad[:, :, r + self.i[:, None], self.j[:, None] + np.arange(W)]  # (n, C, T, W)
-        return self.w @ patches.reshape(len(x_pad), -1, W) + self.b[:, None]
+        patches = np.stack([x_pad[:, :, r + i, j:j + W] for i, j in self.taps], 2)  # (n, C, T, W)
+        return _rows_product(self.w, patches.reshape(len(x_pad), -1, W), self.b)
 
-    def pixel(self, x_pad: np.ndarray, r: int, c: int) -> np.ndarray:
-        """Output pixel (r, c): (n, O)."""
-        patches = x_pad[:, :, r + self.i, c + self.j]  # (n, C, T)
-        return patches.reshape(len(x_pad), -1) @ self.w.T + self.b
+
+def _pointwise_weights(conv: nn.Conv2d) -> tuple[np.ndarray, np.ndarray]:
+    """A 1×1 convolution's weight as a matrix and its bias: (C_out, C_in), (C_out,)."""
+    assert conv.bias is not None  # every convolution of the PixelCNN has a bias
+    return conv.weight.data[:, :, 0, 0], conv.bias.data
 
 
 def _pointwise(conv: nn.Conv2d, x: np.ndarray) -> np.ndarray:
-    """A 1×1 convolution at one pixel, (n, C_in) -> (n, C_out), or along a row,
-    (n, C_in, W) -> (n, C_out, W)."""
-    assert conv.bias is not None  # every convolution of the PixelCNN has a bias
-    w, b = conv.weight.data[:, :, 0, 0], conv.bias.data  # (C_out, C_in), (C_out,)
-    return x @ w.T + b if x.ndim == 2 else w @ x + b[:, None]
+    """A 1×1 convolution along a row, (n, C_in, W) -> (n, C_out, W)."""
+    w, b = _pointwise_weights(conv)
+    return _rows_product(w, x, b)
+
+
+def _rows_product(w: np.ndarray, x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """w @ x[n] + b for every n: (O, K), (n, K, W), (O,) -> (n, O, W), as one matrix product
+    (`w @ x` would make n small ones)."""
+    return np.tensordot(w, x, axes=(1, 1)).transpose(1, 0, 2) + b[:, None]  # (n, O, W)
 
 
 def _cond_bias(cond_net: nn.Module | None, cond, n: int, C2: int, H: int, W: int,
@@ -319,25 +333,3 @@ class _LayerCache:
             v_out = _gate(v_pre + self.cond_v[:, :, r - 1])  # (n, C, W)
             after.v_in[:, :, r - 1 + after.p, after.p:after.p + self.W] = v_out
         # end exercise
-
-    def horizontal_pixel(self, r: int, c: int, after: "_LayerCache | None") -> np.ndarray:
-        """h_l at pixel (r, c), (n, C), also written into the next layer's input."""
-        h_pre = self.horizontal.pixel(self.h_in, r, c) + self.link[:, :, r, c] + \
-            self.cond_h[:, :, r, c]
-        u = _gate(h_pre)  # (n, C)
-        if self.layer.out is not None:  # the first layer has no residual
-            u = self.h_in[:, :, r + self.p, c + self.p] + _pointwise(self.layer.out, u)
-        if after is not None:
-            after.h_in[:, :, r + after.p, c + after.p] = u
-        return u
-
-
-class _HeadCache:
-    def __init__(self, head: Head, cond, n: int, H: int, W: int):
-        C2, dtype = head.hidden.out_channels, head.hidden.weight.dtype
-        self.head, self.cond = head, _cond_bias(head.cond, cond, n, C2, H, W, dtype)
-
-    def pixel(self, h_stack: np.ndarray, r: int, c: int) -> np.ndarray:
-        """The logit of pixel (r, c) from h_L there: (n, C) -> (n,)."""
-        u = _gate(_pointwise(self.head.hidden, h_stack) + self.cond[:, :, r, c])
-        return _pointwise(self.head.logit, u)[:, 0]

@@ -4,7 +4,7 @@ threads.
 Each function below computes what its namesake in kernels/numpy/ computes, and says so in the
 same equation; tests/test_doors.py proves the two equal. What only this door needs lives in it:
 
-    dense.py, conv.py, im2col.py, logistic.py, gate.py, optim.py   the Numba kernels
+    dense.py, conv.py, im2col.py, logistic.py, gate.py, optim.py, pixelcnn.py   the Numba kernels
     threads.py   the worker threads (started on first use) and OpenBLAS held to one thread
     fpenv.py     subnormal floats flushed to zero, set inside each call below and put back after
     memory.py    freed buffers kept for the next step (glibc's mallopt), set when this door opens
@@ -13,7 +13,7 @@ Activations cross the interface by name ('relu', ...); dense.ACTIVATIONS gives t
 """
 import numpy as np
 
-from minivae.kernels.fast import conv, dense, gate, logistic, optim, threads
+from minivae.kernels.fast import conv, dense, gate, logistic, optim, pixelcnn, threads
 from minivae.kernels.fast.fpenv import flush_subnormals
 from minivae.kernels.fast.memory import keep_freed_memory
 
@@ -26,6 +26,7 @@ bce_with_logits = flush_subnormals(logistic.bce_with_logits)
 gated_tanh = flush_subnormals(gate.gated_tanh)
 gated_tanh_backward = flush_subnormals(gate.gated_tanh_backward)
 adam_update = flush_subnormals(optim.adam_step)  # one pass per parameter, on the workers
+sample_row = flush_subnormals(pixelcnn.sample_row)  # a row of the cached sampler, compiled
 
 
 @flush_subnormals

@@ -4,6 +4,7 @@ thread but the caller's, so pdb steps through every line (MINIVAE_BACKEND=numpy,
 
     dense.py   matmul, linear (+ backward), act_backward, sigmoid, bce_with_logits, the gate
     conv.py    conv2d and conv_transpose2d (+ backward), im2col as a loop over the kernel offsets
+    pixelcnn.py  sample_row, a row of the PixelCNN's cached sampler
 
 Adam has no kernel here: adam_update is None, and optim.Adam's own lines are this door's update.
 """
@@ -12,10 +13,11 @@ from minivae.kernels.numpy.conv import (conv2d, conv2d_backward, conv_transpose2
 from minivae.kernels.numpy.dense import (act_backward, bce_with_logits, gated_tanh,
                                          gated_tanh_backward, linear, linear_backward, matmul,
                                          sigmoid)
+from minivae.kernels.numpy.pixelcnn import sample_row
 
 __all__ = ["act_backward", "adam_update", "bce_with_logits", "conv2d", "conv2d_backward",
            "conv_transpose2d", "conv_transpose2d_backward", "gated_tanh", "gated_tanh_backward",
-           "get_num_threads", "linear", "linear_backward", "matmul", "set_num_threads", "sigmoid"]
+           "get_num_threads", "linear", "linear_backward", "matmul", "sample_row", "set_num_threads", "sigmoid"]
 
 adam_update = None  # optim.Adam.step's equations are the update
 
