@@ -32,7 +32,8 @@ MODELS = {cls.__name__: cls for cls in (PCA, AE, VAE, AAE, PixelVAE)}  # what lo
 PRETRAINED_DIR = os.path.join(os.path.dirname(__file__), "pretrained")
 PRETRAINED = {  # name -> what it is; each a run folder under minivae/pretrained/
     "vae": "the main example's MLP VAE (784-400-20, Bernoulli), 30 epochs on mnist-5k",
-    "pixelvae": "examples/pixelvae.py's default PixelVAE (16-D z, 5 gated layers), mnist-5k",
+    "pixelvae": "examples/pixelvae.py's default PixelVAE (16-D z as feature maps, 5 gated layers), "
+                "mnist-5k",
 }
 
 
