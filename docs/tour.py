@@ -584,7 +584,9 @@ print(f"4 samples of {side}×{side}: cached {t_cached:.2f} s, one pass per pixel
 
 # %% [markdown]
 # The PixelVAE (Gulrajani et al., 2016) puts that PixelCNN under a VAE: the conv VAE's encoder
-# gives q(z|x), and z biases every gate of the PixelCNN, p(x|z) = Π_i p(x_i | x_<i, z). Its loss
+# gives q(z|x), and z biases every gate of the PixelCNN, p(x|z) = Π_i p(x_i | x_<i, z): here with
+# one bias per gate, the same at every pixel (`conditioning="bias"`, the paper's MNIST model; the
+# example's default, "map", turns z into feature maps first, so its bias can differ per pixel). Its loss
 # is the VAE's, with ln p(x|z) exact from one teacher-forced pass. The pixels are binary here:
 # each batch is a fresh Bernoulli draw of the grey levels (dynamic binarisation).
 
@@ -623,8 +625,10 @@ show(viz.image_grid(pixelvae.sample(16, np.random.default_rng(2)), picture("pixe
 # `minivae.load_pretrained` rebuilds it from the settings its run recorded (the same call,
 # `minivae.load_run(folder)`, reloads any example's run), and the cached sampler draws from it in
 # seconds. Decompressions show what z keeps of a digit: z ~ q(z|x), then every pixel anew from
-# p(x|z). Its z carries only about 4 nats and its PixelCNN sees a few rows back, so samples from
-# N(0, I) come out as strokes more than digits (the README's PixelVAE section has the numbers).
+# p(x|z). Its z carries about 5 nats, seen at every pixel through feature maps m(z): the
+# decompressions keep a digit's place, slant and rough shape, not always its class, and samples
+# from N(0, I) are strokes and some digits (the README's PixelVAE section has the numbers, over
+# seeds, against the PixelCNN alone).
 
 # %%
 trained = minivae.load_pretrained("pixelvae")

@@ -19,9 +19,12 @@ v_{−1} = h_{−1} = x; layer 0 has a 7×7 kernel, the `layers` layers after it
 vertical stack at row r reads rows ≤ r, the whole width, and reaches the horizontal stack only
 through the shift, so pixel (r, c) sees a full window of the rows above - the pixels above and to
 the right included, which stacked raster masks miss - and the pixels to its left. The conditioning
-c(y) = W y (no bias, as the convolutions have theirs) is a learned bias per gate, the same at every
-position: the PixelVAE's best MNIST variant (Gulrajani et al., 2016, arXiv:1611.05013,
-`cond_z_bias`).
+c(y) (no bias, as the convolutions have theirs) is, for a vector y (B, cond_dim), W y: a learned
+bias per gate, the same at every position, the PixelVAE paper's MNIST variant (Gulrajani et al.,
+2016, arXiv:1611.05013, `cond_z_bias`); for a map y (B, cond_dim, H, W) (`cond_map=True`) a 1×1
+convolution W ∗ y, a bias per gate and pixel (van den Oord et al., 2016, sec. 2.3, where y is
+made from h by a deconvolutional network). A bias the same everywhere cannot say where a stroke
+goes unless the network knows where it is, which a few layers from the padding do not.
 
 Sampling is sequential: pixel i needs the pixels before it. `sample(cached=False)` runs a full
 pass per pixel (H·W passes, the oracle); `cached=True` keeps every layer's feature maps and

@@ -4,7 +4,9 @@ arXiv:1611.05013).
 
     q(z|x) = N(z | mu(x), diag σ²(x))           the conv VAE's encoder
     p(z)   = N(z | 0, I), or a learned prior (priors.py: a mixture of Gaussians, the VampPrior)
-    p(x|z) = Π_i Bernoulli(x_i | σ(logit_i(x_<i, z)))   the gated PixelCNN, every gate biased by z
+    p(x|z) = Π_i Bernoulli(x_i | σ(logit_i(x_<i, z)))   the gated PixelCNN, every gate biased by z:
+             conditioning 'bias', W z, the same at every pixel (the paper's MNIST model), or 'map',
+             W ∗ m(z), m a deconvolutional network to C maps at the image's size (networks.py)
 
 The decoder is autoregressive over the pixels, so it models the local detail itself and z is left
 to carry what a small receptive field cannot see: the digit's global shape. The loss is −ELBO in
