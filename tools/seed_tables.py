@@ -40,7 +40,7 @@ TABLES = {  # title: (seeds, what −ln p(x) is, the rows held against, rows of 
     "The PixelVAE, Fashion-MNIST, 2 epochs": ([0, 1], PIXEL_NLL, ("PixelCNN alone", "conv VAE"), [
         ("conv VAE", f"examples/vae.py --conv --binarize --validation 500 {FASHION}"),
         ("PixelCNN alone", f"examples/pixelvae.py {FASHION} --latent-dim 0"),
-        *[(f"PixelVAE, {prior}", f"examples/pixelvae.py {FASHION}{flags}")
+        *[(f"PixelVAE, {prior}", f"examples/pixelvae.py {FASHION} --warmup 1{flags}")
           for prior, flags in PRIORS]]),
     "The MLP VAE's priors, mnist-5k, 30 epochs": ([0, 1, 2], VAE_NLL, ("20-D, N(0, I)",), [
         (f"{d}, {prior}", f"{VAE}{latent}{flags}") for d, latent in [("20-D", ""),
