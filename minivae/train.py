@@ -5,7 +5,9 @@
             on_step(epochs done)                      schedules: a KL warm-up, the learning rates
             parts = step(x, optimizer, rng, y)        by default: loss → zero_grad → backward → step
         test = evaluation(x_test, y_test, rng)        by default: model.loss over the test set
+        (valid = evaluation(x_valid, ...)             with a validation set: the best epoch kept)
         history.append(the epoch's means); checkpoint
+    with a validation set: the model ends with the best epoch's parameters (best_epoch, keep_best)
 
 A model trained by the default step (`gradient_step`) has a method `loss(x, rng) -> (loss,
 parts)`: `loss` is the scalar Tensor to minimise (nats per image for the likelihood models) and
