@@ -5,7 +5,9 @@
 
 Each row is an example's command, run once per seed (`python benchmarks/seeds.py --seeds 0 1 2 --
 <command>` runs them, each in its own folder under runs/); a seed whose run is missing is named
-with the command that makes it. A difference between two rows is called real only when it exceeds
+with the command that makes it; a seed whose run stopped before its end (a NaN loss: its folder
+holds a history but no metrics) is named in its row, which then averages the seeds that finished.
+A difference between two rows is called real only when it exceeds
 the sum of their standard deviations, and each table says for each row whether it does against
 the rows it is held against (the PixelCNN alone and the conv VAE; N(0, I)).
 """
@@ -66,16 +68,18 @@ def collect(runs: Path) -> dict:
     for title, (seed_list, nll, against, rows) in TABLES.items():
         table = found[title] = {"nll": nll, "against": list(against), "rows": {}}
         for model, command in rows:
-            per_seed = {}
+            per_seed, stopped = {}, []
             for seed in seed_list:
-                folder = seeds._folder(["python", *command.split(), "--seed", str(seed)])
-                path = Path(folder) / "metrics.json"
-                if not path.exists():
+                folder = Path(seeds._folder(["python", *command.split(), "--seed", str(seed)]))
+                if (folder / "metrics.json").exists():
+                    metrics = json.loads((folder / "metrics.json").read_text())
+                    per_seed[str(seed)] = {key: metrics.get(key) for key in KEYS}
+                elif (folder / "history.json").exists():  # the run ended before its end
+                    epochs = len(json.loads((folder / "history.json").read_text()))
+                    stopped.append(f"seed {seed} stopped after epoch {epochs}")
+                else:
                     missing.append(f"{command} --seed {seed}")
-                    continue
-                metrics = json.loads(path.read_text())
-                per_seed[str(seed)] = {key: metrics.get(key) for key in KEYS}
-            table["rows"][model] = {"command": command, "seeds": per_seed}
+            table["rows"][model] = {"command": command, "seeds": per_seed, "stopped": stopped}
     if missing:
         raise SystemExit(f"runs missing; make them with python <command> (from {runs}):\n  "
                          + "\n  ".join(missing))
@@ -116,13 +120,15 @@ def render(tables: dict) -> str:
     lines = []
     for title, table in tables.items():
         rows, against = table["rows"], table["against"]
-        n = len(next(iter(rows.values()))["seeds"])
+        n = max(len(row["seeds"]) + len(row.get("stopped", [])) for row in rows.values())
         lines += [f"**{title}**, {n} seeds each, mean ± sd; {table['nll']}.", "",
                   "| model (command) | −ELBO = rec + KL | −ln p(x) | active units | MMD² to the "
                   "prior | epoch kept | minutes | " + " | ".join(f"vs {a}" for a in against) + " |",
                   "| --- | --- | --- | --- | --- | --- | --- | " + "--- | " * len(against)]
         for model, row in rows.items():
             versus = ["—" if model in against else verdict(row, rows[a]) for a in against]
+            stopped = "; ".join(row.get("stopped", []))
+            model = f"{model}, {len(row['seeds'])} seeds ({stopped})" if stopped else model
             lines.append(
                 f"| {model} (`{row['command']}`) | {show('test_loss', row)} = "
                 f"{column(row, 'test_rec')[0]:.2f} + {column(row, 'test_kl')[0]:.2f} | "
