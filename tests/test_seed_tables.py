@@ -30,3 +30,16 @@ def test_a_difference_is_real_only_beyond_the_sum_of_the_spreads():
     verdict = script().verdict
     assert verdict(row(100.0, 102.0), row(104.0, 106.0)) == "-4.00, beyond the spread"
     assert verdict(row(100.0, 102.0), row(102.0, 104.0)) == "-2.00, within it"
+
+
+def test_a_seed_that_stopped_is_named_in_its_row_not_hidden():
+    seed = {"test_loss": 92.0, "test_rec": 87.0, "test_kl": 5.0, "iwae_nll": 90.0,
+            "iwae_images": 100, "active_units": 16, "mmd": 1e-3, "epoch": 30,
+            "seconds_training": 600.0}
+    control = {"command": "c", "seeds": {"0": {**seed, "test_loss": 99.0},
+                                         "1": {**seed, "test_loss": 99.5}}}
+    row = {"command": "r", "seeds": {"0": seed}, "stopped": ["seed 1 stopped after epoch 1"]}
+    text = script().render({"T": {"nll": "n", "against": ["PixelCNN alone"],
+                                  "rows": {"PixelCNN alone": control, "PixelVAE": row}}})
+    assert "PixelVAE, 1 seed (seed 1 stopped after epoch 1)" in text
+    assert "2 seeds each" in text

@@ -128,7 +128,8 @@ def render(tables: dict) -> str:
         for model, row in rows.items():
             versus = ["—" if model in against else verdict(row, rows[a]) for a in against]
             stopped = "; ".join(row.get("stopped", []))
-            model = f"{model}, {len(row['seeds'])} seeds ({stopped})" if stopped else model
+            done = len(row["seeds"])
+            model = f"{model}, {done} seed{'s' * (done != 1)} ({stopped})" if stopped else model
             lines.append(
                 f"| {model} (`{row['command']}`) | {show('test_loss', row)} = "
                 f"{column(row, 'test_rec')[0]:.2f} + {column(row, 'test_kl')[0]:.2f} | "
