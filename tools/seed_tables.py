@@ -127,7 +127,7 @@ def render(tables: dict) -> str:
                   "prior | epoch kept | minutes | " + " | ".join(f"vs {a}" for a in against) + " |",
                   "| --- | --- | --- | --- | --- | --- | --- | " + "--- | " * len(against)]
         for model, row in rows.items():
-            versus = ["—" if model in against else verdict(row, rows[a]) for a in against]
+            versus = ["—" if model == a else verdict(row, rows[a]) for a in against]
             stopped = "; ".join(row.get("stopped", []))
             done = len(row["seeds"])
             model = f"{model}, {done} seed{'s' * (done != 1)} ({stopped})" if stopped else model
