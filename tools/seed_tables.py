@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,6 @@ def collect(runs: Path) -> dict:
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
-    import statistics
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
